@@ -1,0 +1,3 @@
+from attnviz.cli import app
+
+app(prog_name="attnviz")

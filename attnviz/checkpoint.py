@@ -1,0 +1,215 @@
+"""One self-describing checkpoint file: format, version, config, weights, tokenizers, metadata.
+
+Loading never runs pickled code: ``torch.load(..., weights_only=True)`` only rebuilds plain
+data (dicts, lists, strings, bytes, numbers, tensors).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from attnviz.errors import AttnvizError, CheckpointError
+from attnviz.model import ModelConfig
+
+if TYPE_CHECKING:
+    import torch
+
+    from attnviz.model import Seq2Seq
+
+FORMAT_NAME = "attnviz-checkpoint"
+FORMAT_VERSION = 1
+REQUIRED_KEYS = ("format", "format_version", "config", "state_dict", "src_spm", "tgt_spm")
+
+
+@dataclass
+class Checkpoint:
+    config: ModelConfig
+    state_dict: dict[str, Any]
+    src_spm: bytes
+    tgt_spm: bytes
+    metadata: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "config": self.config.to_dict(),
+            "state_dict": self.state_dict,
+            "src_spm": bytes(self.src_spm),
+            "tgt_spm": bytes(self.tgt_spm),
+            "metadata": self.metadata,
+        }
+
+
+def save_checkpoint(checkpoint: Checkpoint, path: str | os.PathLike[str]) -> Path:
+    """Write atomically: a temporary file in the same folder, then a rename."""
+    import torch
+
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    payload = checkpoint.to_payload()
+    payload["state_dict"] = {k: v.detach().cpu() for k, v in checkpoint.state_dict.items()}
+    handle, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            torch.save(payload, stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(tmp_name, target)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def _describe_unpickling_failure(message: str) -> str:
+    found = re.search(r"(?:GLOBAL|global|Unsupported global:?)\s*:?\s*([\w.]+(?: [\w.]+)?)", message)
+    what = f" ({found.group(1)})" if found else ""
+    return (
+        "refused to load: it holds Python objects beyond plain data"
+        f"{what}, which could run code; it is not an attnviz checkpoint"
+    )
+
+
+def _read(path: Path, map_location: Any) -> Any:
+    import pickle
+
+    import torch
+
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        message = str(err)
+        if "Weights only load failed" in message:
+            raise CheckpointError(f"{path}: {_describe_unpickling_failure(message)}") from err
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint ({_first_line(err)})") from err
+    except (RuntimeError, zipfile.BadZipFile, EOFError, ValueError) as err:
+        message = str(err)
+        if "central directory" in message or "truncated" in message or isinstance(err, EOFError):
+            raise CheckpointError(f"{path}: file is truncated or damaged") from err
+        if "failed reading" in message or "PytorchStreamReader" in message:
+            raise CheckpointError(f"{path}: file is truncated or damaged") from err
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint ({_first_line(err)})") from err
+    except OSError as err:
+        raise CheckpointError(f"{path}: cannot read ({err.strerror or err})") from err
+    except Exception as err:
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint ({_first_line(err)})") from err
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0][:160] if text else type(err).__name__
+
+
+def _looks_like_state_dict(payload: dict[str, Any]) -> bool:
+    import torch
+
+    return bool(payload) and all(isinstance(v, torch.Tensor) for v in payload.values())
+
+
+def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> Checkpoint:
+    """Read and validate a checkpoint; every problem is one CheckpointError line naming the file."""
+    file = Path(path)
+    if not file.exists():
+        raise CheckpointError(f"{file}: no such file")
+    if file.is_dir():
+        raise CheckpointError(f"{file}: is a folder, not a checkpoint file")
+    if file.stat().st_size == 0:
+        raise CheckpointError(f"{file}: file is empty")
+    payload = _read(file, map_location)
+    if not isinstance(payload, dict):
+        raise CheckpointError(
+            f"{file}: not an attnviz checkpoint (holds a {type(payload).__name__}, not a dict)"
+        )
+    if payload.get("format") != FORMAT_NAME:
+        if _looks_like_state_dict(payload):
+            raise CheckpointError(
+                f"{file}: a bare state dict without config or tokenizers, "
+                "not an attnviz checkpoint"
+            )
+        known = ", ".join(sorted(str(k) for k in payload)[:6])
+        raise CheckpointError(
+            f"{file}: not an attnviz checkpoint (no format marker; top-level keys: {known})"
+        )
+    version = payload.get("format_version")
+    if not isinstance(version, int):
+        raise CheckpointError(f"{file}: format_version is missing or not an integer")
+    if version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{file}: format version {version} is newer than this attnviz reads "
+            f"(up to {FORMAT_VERSION}); upgrade attnviz"
+        )
+    missing = [key for key in REQUIRED_KEYS if key not in payload]
+    if missing:
+        raise CheckpointError(f"{file}: checkpoint lacks {', '.join(missing)}")
+    if not isinstance(payload["config"], dict):
+        raise CheckpointError(f"{file}: config is not a dict")
+    try:
+        config = ModelConfig.from_dict(payload["config"])
+    except AttnvizError as err:
+        raise CheckpointError(f"{file}: bad model config: {err}") from err
+    for key in ("src_spm", "tgt_spm"):
+        if not isinstance(payload[key], bytes) or not payload[key]:
+            raise CheckpointError(f"{file}: {key} must be the SentencePiece model as bytes")
+    if not isinstance(payload["state_dict"], dict):
+        raise CheckpointError(f"{file}: state_dict is not a dict")
+    metadata = payload.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise CheckpointError(f"{file}: metadata is not a dict")
+    return Checkpoint(
+        config=config,
+        state_dict=payload["state_dict"],
+        src_spm=payload["src_spm"],
+        tgt_spm=payload["tgt_spm"],
+        metadata=metadata,
+        path=file,
+    )
+
+
+def build_model(checkpoint: Checkpoint, device: torch.device | str = "cpu") -> Seq2Seq:
+    """Rebuild the network from the config and load weights, checking names and shapes."""
+    from attnviz.errors import ConfigError
+    from attnviz.model import Seq2Seq
+
+    name = checkpoint.path or "checkpoint"
+    try:
+        model = Seq2Seq(checkpoint.config)
+    except ConfigError as err:
+        raise CheckpointError(f"{name}: bad model config: {err}") from err
+    expected = model.state_dict()
+    given = checkpoint.state_dict
+    missing = [k for k in expected if k not in given]
+    unexpected = [k for k in given if k not in expected]
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing keys {_few(missing)}")
+        if unexpected:
+            parts.append(f"unexpected keys {_few(unexpected)}")
+        raise CheckpointError(f"{name}: weights do not fit the config: {'; '.join(parts)}")
+    for key, tensor in expected.items():
+        value = given[key]
+        if not hasattr(value, "shape"):
+            raise CheckpointError(f"{name}: weight {key} is not a tensor")
+        if tuple(value.shape) != tuple(tensor.shape):
+            raise CheckpointError(
+                f"{name}: shape mismatch for {key}: checkpoint {list(value.shape)}, "
+                f"config expects {list(tensor.shape)}"
+            )
+    model.load_state_dict(given)
+    model.to(device)
+    model.eval()
+    return model
+
+
+def _few(keys: list[str], limit: int = 3) -> str:
+    shown = ", ".join(keys[:limit])
+    more = f" and {len(keys) - limit} more" if len(keys) > limit else ""
+    return shown + more

@@ -1,0 +1,56 @@
+"""Pick the torch device a model runs on."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from attnviz.errors import DeviceError
+
+if TYPE_CHECKING:
+    import torch
+
+DEVICE_CHOICES = "auto, cpu, cuda, cuda:N, mps"
+_CUDA = re.compile(r"^cuda(?::(\d+))?$")
+
+
+def available_devices() -> list[str]:
+    """Names of the devices torch can use here, cpu always included."""
+    import torch
+
+    names = ["cpu"]
+    if torch.cuda.is_available():
+        names += [f"cuda:{index}" for index in range(torch.cuda.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        names.append("mps")
+    return names
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` picks cuda, then mps, then cpu; any other name must be available here."""
+    import torch
+
+    spec = (name or "auto").strip().lower()
+    available = available_devices()
+    if spec == "auto":
+        for candidate in ("cuda:0", "mps", "cpu"):
+            if candidate in available:
+                return torch.device(candidate)
+    if spec == "cpu":
+        return torch.device("cpu")
+    match = _CUDA.match(spec)
+    if match:
+        index = int(match.group(1) or 0)
+        if f"cuda:{index}" in available:
+            return torch.device("cuda", index)
+        raise DeviceError(
+            f"device {name!r} is not available here (available: {', '.join(available)})"
+        )
+    if spec == "mps":
+        if "mps" in available:
+            return torch.device("mps")
+        raise DeviceError(
+            f"device 'mps' is not available here (available: {', '.join(available)})"
+        )
+    raise DeviceError(f"unknown device {name!r}; use one of {DEVICE_CHOICES}")

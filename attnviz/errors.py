@@ -1,0 +1,33 @@
+"""Domain errors. Core code raises these; the CLI prints the message on one line and exits."""
+
+
+class AttnvizError(Exception):
+    """Base class: a problem the user can act on. ``str(err)`` is the one-line message."""
+
+    exit_code = 1
+
+
+class UsageError(AttnvizError):
+    """Bad options or arguments."""
+
+    exit_code = 2
+
+
+class CheckpointError(AttnvizError):
+    """A checkpoint file that is missing, damaged, foreign or incompatible."""
+
+
+class ConfigError(AttnvizError):
+    """A model configuration that cannot be built."""
+
+
+class TokenizerError(AttnvizError):
+    """A tokenizer that cannot be loaded or used."""
+
+
+class DeviceError(AttnvizError):
+    """A device that is not available."""
+
+
+class InputError(AttnvizError):
+    """Input text or files that cannot be processed."""

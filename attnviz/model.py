@@ -1,0 +1,274 @@
+"""RNN encoder-decoder with attention, built only from a typed :class:`ModelConfig`.
+
+Shapes: ``B`` batch, ``N`` source length, ``E`` embedding size, ``H`` encoder output size
+(hidden size x directions), ``Q`` decoder hidden size (the attention query).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from attnviz.attention import SCORERS, build_attention
+from attnviz.errors import ConfigError
+
+RNN_TYPES = ("gru", "lstm")
+CONCAT_ORDERS = ("context_first", "state_first")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild the network; saved as a plain dict in checkpoints.
+
+    ``attn_concat_order``, ``attn_out_bias``/``attn_out_tanh`` and ``src_eos`` are the
+    points on which RNN NMT toolkits differ; keeping them here lets one class load them all.
+    """
+
+    src_vocab_size: int
+    tgt_vocab_size: int
+    embedding_size: int = 128
+    hidden_size: int = 256
+    decoder_hidden_size: int = 256
+    attention_size: int = 256
+    attention: str = "additive"
+    rnn: str = "gru"
+    encoder_layers: int = 1
+    decoder_layers: int = 1
+    bidirectional: bool = True
+    dropout: float = 0.1
+    input_feeding: bool = True
+    attn_concat_order: str = "context_first"
+    attn_out_bias: bool = True
+    attn_out_tanh: bool = True
+    src_eos: bool = True
+    pad_id: int = 0
+    unk_id: int = 1
+    bos_id: int = 2
+    eos_id: int = 3
+
+    def __post_init__(self) -> None:
+        if self.attention not in SCORERS:
+            raise ConfigError(
+                f"unknown attention {self.attention!r}; valid: {', '.join(SCORERS)}"
+            )
+        if self.rnn not in RNN_TYPES:
+            raise ConfigError(f"unknown rnn {self.rnn!r}; valid: {', '.join(RNN_TYPES)}")
+        if self.attn_concat_order not in CONCAT_ORDERS:
+            raise ConfigError(
+                f"unknown attn_concat_order {self.attn_concat_order!r}; "
+                f"valid: {', '.join(CONCAT_ORDERS)}"
+            )
+        for name in (
+            "src_vocab_size",
+            "tgt_vocab_size",
+            "embedding_size",
+            "hidden_size",
+            "decoder_hidden_size",
+            "attention_size",
+            "encoder_layers",
+            "decoder_layers",
+        ):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, not {getattr(self, name)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), not {self.dropout}")
+
+    @property
+    def encoder_output_size(self) -> int:
+        return self.hidden_size * (2 if self.bidirectional else 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ModelConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ConfigError(f"unknown config fields: {', '.join(unknown)}")
+        try:
+            return cls(**values)
+        except TypeError as err:
+            raise ConfigError(f"incomplete config: {err}") from err
+
+
+def _rnn(kind: str, input_size: int, hidden_size: int, layers: int, **kwargs: Any) -> nn.RNNBase:
+    rnn_class = nn.GRU if kind == "gru" else nn.LSTM
+    return rnn_class(input_size, hidden_size, num_layers=layers, batch_first=True, **kwargs)
+
+
+class Encoder(nn.Module):
+    """Embedding + (bi)directional GRU/LSTM; padding never reaches the RNN (packed)."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.embedding = nn.Embedding(
+            config.src_vocab_size, config.embedding_size, padding_idx=config.pad_id
+        )
+        self.dropout = nn.Dropout(config.dropout)
+        self.rnn = _rnn(
+            config.rnn,
+            config.embedding_size,
+            config.hidden_size,
+            config.encoder_layers,
+            bidirectional=config.bidirectional,
+            dropout=config.dropout if config.encoder_layers > 1 else 0.0,
+        )
+
+    def forward(self, src: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        """src [B, N] ids, lengths [B] -> outputs [B, N, H] (zeros at padding), final state.
+
+        The final state is the RNN's (h_n or (h_n, c_n)), each [layers*dirs, B, hidden].
+        """
+        embedded = self.dropout(self.embedding(src))  # [B, N, E]
+        packed = pack_padded_sequence(
+            embedded, lengths.cpu(), batch_first=True, enforce_sorted=False
+        )
+        outputs, final = self.rnn(packed)
+        outputs, _ = pad_packed_sequence(outputs, batch_first=True, total_length=src.size(1))
+        return outputs, final  # [B, N, H]
+
+
+class Bridge(nn.Module):
+    """Encoder's top-layer final state -> decoder's initial state, tanh(Linear(.))."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        out_size = config.decoder_hidden_size * config.decoder_layers
+        self.hidden = nn.Linear(config.encoder_output_size, out_size)
+        self.cell = nn.Linear(config.encoder_output_size, out_size) if config.rnn == "lstm" else None
+
+    def _top(self, state: torch.Tensor) -> torch.Tensor:
+        """[layers*dirs, B, hidden] -> top layer, directions concatenated [B, H]."""
+        dirs = 2 if self.config.bidirectional else 1
+        top = state[-dirs:]  # [dirs, B, hidden]
+        return torch.cat(list(top), dim=-1)  # [B, dirs*hidden]
+
+    def _map(self, layer: nn.Linear, state: torch.Tensor) -> torch.Tensor:
+        batch = state.size(1)
+        mapped = torch.tanh(layer(self._top(state)))  # [B, Ld*Q]
+        mapped = mapped.view(batch, self.config.decoder_layers, -1)  # [B, Ld, Q]
+        return mapped.transpose(0, 1).contiguous()  # [Ld, B, Q]
+
+    def forward(self, final: Any) -> Any:
+        if self.cell is not None:
+            h_n, c_n = final
+            return self._map(self.hidden, h_n), self._map(self.cell, c_n)
+        return self._map(self.hidden, final)
+
+
+class DecoderState:
+    """What the decoder carries between steps, all indexed by batch on one dimension."""
+
+    __slots__ = ("attentional", "rnn")
+
+    def __init__(self, rnn: Any, attentional: torch.Tensor) -> None:
+        self.rnn = rnn  # [Ld, B, Q] or a (h, c) pair of those
+        self.attentional = attentional  # [B, Q]: previous attentional state (input feeding)
+
+    def index_select(self, index: torch.Tensor) -> DecoderState:
+        if isinstance(self.rnn, tuple):
+            rnn = tuple(part.index_select(1, index) for part in self.rnn)
+        else:
+            rnn = self.rnn.index_select(1, index)
+        return DecoderState(rnn, self.attentional.index_select(0, index))
+
+
+class AttnDecoder(nn.Module):
+    """One step: RNN, attention with the new state as query, tanh(W_c[context; state]), logits."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        q = config.decoder_hidden_size
+        h = config.encoder_output_size
+        self.embedding = nn.Embedding(
+            config.tgt_vocab_size, config.embedding_size, padding_idx=config.pad_id
+        )
+        self.dropout = nn.Dropout(config.dropout)
+        input_size = config.embedding_size + (q if config.input_feeding else 0)
+        self.rnn = _rnn(
+            config.rnn,
+            input_size,
+            q,
+            config.decoder_layers,
+            dropout=config.dropout if config.decoder_layers > 1 else 0.0,
+        )
+        self.attention = build_attention(config.attention, q, h, config.attention_size)
+        self.combine = nn.Linear(h + q, q, bias=config.attn_out_bias)  # W_c
+        self.output = nn.Linear(q, config.tgt_vocab_size)
+
+    def initial_state(self, rnn_state: Any, batch: int, device: torch.device) -> DecoderState:
+        zeros = torch.zeros(batch, self.config.decoder_hidden_size, device=device)
+        return DecoderState(rnn_state, zeros)
+
+    def step(
+        self,
+        prev_tokens: torch.Tensor,
+        state: DecoderState,
+        keys: torch.Tensor,
+        projected_keys: torch.Tensor,
+        mask: torch.Tensor,
+    ) -> tuple[torch.Tensor, DecoderState, torch.Tensor, torch.Tensor]:
+        """prev_tokens [B] -> logits [B, V], new state, weights [B, N], scores [B, N]."""
+        embedded = self.dropout(self.embedding(prev_tokens))  # [B, E]
+        if self.config.input_feeding:
+            embedded = torch.cat([embedded, state.attentional], dim=-1)  # [B, E+Q]
+        output, rnn_state = self.rnn(embedded.unsqueeze(1), state.rnn)  # [B, 1, Q]
+        query = output.squeeze(1)  # [B, Q]
+        context, weights, scores = self.attention(query, keys, mask, projected_keys)
+        if self.config.attn_concat_order == "context_first":
+            combined = torch.cat([context, query], dim=-1)  # [B, H+Q]
+        else:
+            combined = torch.cat([query, context], dim=-1)
+        attentional = self.combine(combined)  # [B, Q]
+        if self.config.attn_out_tanh:
+            attentional = torch.tanh(attentional)
+        logits = self.output(self.dropout(attentional))  # [B, V]
+        return logits, DecoderState(rnn_state, attentional), weights, scores
+
+
+class Seq2Seq(nn.Module):
+    """Encoder + bridge + attentive decoder."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder = Encoder(config)
+        self.bridge = Bridge(config)
+        self.decoder = AttnDecoder(config)
+
+    def encode(
+        self, src: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, DecoderState]:
+        """src [B, N], lengths [B] -> keys [B, N, H], projected keys, mask [B, N], state."""
+        keys, final = self.encoder(src, lengths)
+        positions = torch.arange(src.size(1), device=src.device)
+        mask = positions.unsqueeze(0) < lengths.to(src.device).unsqueeze(1)  # [B, N]
+        projected = self.decoder.attention.project_keys(keys)
+        state = self.decoder.initial_state(self.bridge(final), src.size(0), src.device)
+        return keys, projected, mask, state
+
+    def forward(
+        self, src: torch.Tensor, lengths: torch.Tensor, tgt_in: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Teacher forcing. tgt_in [B, T] starts with BOS -> logits [B, T, V], weights [B, T, N]."""
+        keys, projected, mask, state = self.encode(src, lengths)
+        all_logits, all_weights = [], []
+        for t in range(tgt_in.size(1)):
+            logits, state, weights, _ = self.decoder.step(
+                tgt_in[:, t], state, keys, projected, mask
+            )
+            all_logits.append(logits)
+            all_weights.append(weights)
+        return torch.stack(all_logits, dim=1), torch.stack(all_weights, dim=1)
+
+    def parameter_count(self) -> int:
+        return sum(p.numel() for p in self.parameters())
