@@ -16,6 +16,7 @@ import numpy as np
 
 WORD_START = "\u2581"  # SentencePiece's "▁": a piece that starts a new word
 SPECIAL_TOKENS = frozenset({"</s>", "<s>", "<unk>", "<pad>"})
+NON_WORDS = frozenset({"</s>", "<s>", "<pad>"})  # left out of hard links; <unk> is a word
 LEVELS = ("pieces", "words")
 
 
@@ -115,8 +116,8 @@ class Alignment:
         Special tokens (``</s>``) are left out on both sides, so indices count the real
         tokens of the source and of the translation, 0-based.
         """
-        src_real = [i for i, tok in enumerate(self.src_tokens) if not is_special(tok)]
-        tgt_real = [j for j, tok in enumerate(self.tgt_tokens) if not is_special(tok)]
+        src_real = [i for i, tok in enumerate(self.src_tokens) if tok not in NON_WORDS]
+        tgt_real = [j for j, tok in enumerate(self.tgt_tokens) if tok not in NON_WORDS]
         if not src_real:
             return []
         src_pos = {i: n for n, i in enumerate(src_real)}
@@ -188,7 +189,8 @@ class Alignment:
             "rank": self.rank,
             "level": self.level,
         }
-        record.update(self.meta)
+        for key, value in self.meta.items():
+            record.setdefault(key, value)
         return record
 
     @classmethod

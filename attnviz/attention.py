@@ -45,7 +45,9 @@ class Attention(nn.Module):
         scores = self.energies(query, projected_keys)  # [B, N]
         masked = scores.masked_fill(~mask, float("-inf"))
         weights = torch.softmax(masked, dim=-1)  # [B, N]; exp(-inf) = 0 at padding
-        context = torch.bmm(weights.unsqueeze(1), keys).squeeze(1)  # [B, 1, N] @ [B, N, H] -> [B, H]
+        context = torch.bmm(weights.unsqueeze(1), keys).squeeze(
+            1
+        )  # [B, 1, N] @ [B, N, H] -> [B, H]
         return context, weights, scores
 
 

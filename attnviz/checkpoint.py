@@ -52,6 +52,9 @@ def save_checkpoint(checkpoint: Checkpoint, path: str | os.PathLike[str]) -> Pat
     """Write atomically: a temporary file in the same folder, then a rename."""
     import torch
 
+    for name in ("src_spm", "tgt_spm"):
+        if not getattr(checkpoint, name):
+            raise CheckpointError(f"{name} is empty: a checkpoint needs both tokenizers")
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     payload = checkpoint.to_payload()
@@ -69,13 +72,14 @@ def save_checkpoint(checkpoint: Checkpoint, path: str | os.PathLike[str]) -> Pat
     return target
 
 
-def _describe_unpickling_failure(message: str) -> str:
-    found = re.search(r"(?:GLOBAL|global|Unsupported global:?)\s*:?\s*([\w.]+(?: [\w.]+)?)", message)
-    what = f" ({found.group(1)})" if found else ""
-    return (
-        "refused to load: it holds Python objects beyond plain data"
-        f"{what}, which could run code; it is not an attnviz checkpoint"
+def _unsafe_global(message: str) -> str | None:
+    """The disallowed global named in torch's weights-only error, or None if there is none."""
+    if "GLOBAL" not in message and "global" not in message:
+        return None
+    found = re.search(r"GLOBAL ([\w.]+) ", message) or re.search(
+        r"[Uu]nsupported global:?\s*(?:GLOBAL\s*)?([\w.]+)", message
     )
+    return found.group(1) if found else "an unknown class"
 
 
 def _read(path: Path, map_location: Any) -> Any:
@@ -87,8 +91,12 @@ def _read(path: Path, map_location: Any) -> Any:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         message = str(err)
-        if "Weights only load failed" in message:
-            raise CheckpointError(f"{path}: {_describe_unpickling_failure(message)}") from err
+        unsafe = _unsafe_global(message) if "Weights only load failed" in message else None
+        if unsafe is not None:
+            raise CheckpointError(
+                f"{path}: refused to load: it holds a Python object ({unsafe}) beyond plain "
+                "data, which could run code; it is not an attnviz checkpoint"
+            ) from err
         raise CheckpointError(f"{path}: not a PyTorch checkpoint ({_first_line(err)})") from err
     except (RuntimeError, zipfile.BadZipFile, EOFError, ValueError) as err:
         message = str(err)
@@ -131,8 +139,7 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> 
     if payload.get("format") != FORMAT_NAME:
         if _looks_like_state_dict(payload):
             raise CheckpointError(
-                f"{file}: a bare state dict without config or tokenizers, "
-                "not an attnviz checkpoint"
+                f"{file}: a bare state dict without config or tokenizers, not an attnviz checkpoint"
             )
         known = ", ".join(sorted(str(k) for k in payload)[:6])
         raise CheckpointError(

@@ -6,17 +6,26 @@ Heavy modules (torch, matplotlib, sentencepiece) are imported inside the command
 
 from __future__ import annotations
 
-import contextlib
-import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from attnviz import __version__
-from attnviz.errors import AttnvizError, InputError, UsageError
+from attnviz.cli_common import (
+    BeamOption,
+    DeviceOption,
+    ModelOption,
+    NbestOption,
+    RefOption,
+    WordsOption,
+    errors,
+    load_translator,
+    sentences_from,
+    stderr_console,
+)
+from attnviz.errors import AttnvizError, UsageError
 
 app = typer.Typer(
     name="attnviz",
@@ -27,88 +36,6 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-ModelOption = Annotated[
-    Optional[str],
-    typer.Option(
-        "--model",
-        "-m",
-        help="Checkpoint path or bundled model name (see `attnviz models`). "
-        "Default: enko-additive.",
-    ),
-]
-DeviceOption = Annotated[
-    str, typer.Option("--device", "-d", help="auto, cpu, cuda, cuda:N or mps.")
-]
-BeamOption = Annotated[int, typer.Option("--beam", "-b", help="Beam size; 1 is greedy.")]
-NbestOption = Annotated[int, typer.Option("--nbest", "-n", help="Hypotheses per sentence (≤ beam).")]
-RefOption = Annotated[
-    Optional[list[str]],
-    typer.Option("--ref", "-r", help="Reference translation for forced decoding; one per sentence."),
-]
-WordsOption = Annotated[
-    bool,
-    typer.Option(
-        "--words/--pieces", help="Merge SentencePiece pieces into words (tokens, attention, links)."
-    ),
-]
-
-
-def _stderr():
-    from rich.console import Console
-
-    return Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-def _fail(message: str, code: int = 1) -> None:
-    from rich.markup import escape
-
-    _stderr().print(f"[bold red]attnviz: error:[/] {escape(message)}")
-    raise typer.Exit(code)
-
-
-@contextlib.contextmanager
-def _errors() -> Iterator[None]:
-    """The one place where domain errors become a red line on stderr and an exit code."""
-    try:
-        yield
-    except AttnvizError as err:
-        _fail(str(err).splitlines()[0] if str(err) else type(err).__name__, err.exit_code)
-    except KeyboardInterrupt:
-        _fail("interrupted", 130)
-    except BrokenPipeError:
-        # the reader went away (e.g. `| head`); stop quietly
-        with contextlib.suppress(OSError):
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115
-        raise typer.Exit(0) from None
-    except MemoryError:
-        _fail("out of memory; try a smaller --batch-size or shorter input")
-
-
-def _read_stdin_lines() -> list[str]:
-    if sys.stdin is None or sys.stdin.isatty():
-        raise UsageError("no text given: pass TEXT or pipe sentences on stdin, one per line")
-    data = sys.stdin.buffer.read()
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise InputError(f"stdin is not UTF-8 text (bad byte at offset {err.start})") from err
-    return text.splitlines()
-
-
-def _sentences(text: list[str] | None) -> list[str]:
-    if not text or text == ["-"]:
-        lines = _read_stdin_lines()
-        if not lines:
-            raise InputError("stdin is empty: no sentences to translate")
-        return lines
-    return list(text)
-
-
-def _load(model: str | None, device: str):
-    from attnviz.translator import load_model
-
-    return load_model(model, device=device)
 
 
 @app.callback(invoke_without_command=True)
@@ -123,7 +50,7 @@ def main(
 @app.command()
 def translate(
     text: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         typer.Argument(help="Sentences to translate; none or '-' reads stdin, one per line."),
     ] = None,
     model: ModelOption = None,
@@ -135,7 +62,9 @@ def translate(
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object per hypothesis per line on stdout.")
     ] = False,
-    values: Annotated[bool, typer.Option("--values", help="Print the weights in the cells.")] = False,
+    values: Annotated[
+        bool, typer.Option("--values", help="Print the weights in the cells.")
+    ] = False,
     scores: Annotated[
         bool, typer.Option("--scores", help="Show raw pre-softmax energies instead of weights.")
     ] = False,
@@ -145,13 +74,13 @@ def translate(
     batch_size: Annotated[int, typer.Option("--batch-size", help="Sentences per batch.")] = 32,
 ) -> None:
     """Translate sentences and show where the decoder looked."""
-    with _errors():
-        sentences = _sentences(text)
+    with errors():
+        sentences = sentences_from(text)
         if ref is not None and len(ref) != len(sentences):
             raise UsageError(
                 f"got {len(ref)} --ref for {len(sentences)} sentences; give one per sentence"
             )
-        translator = _load(model, device)
+        translator = load_translator(model, device)
         groups = translator.translate_grouped(
             sentences, beam_size=beam, nbest=nbest, refs=ref, words=words, batch_size=batch_size
         )
@@ -175,11 +104,11 @@ def translate(
 @app.command()
 def info(
     model: Annotated[
-        Optional[str], typer.Argument(help="Checkpoint path or bundled model name.")
+        str | None, typer.Argument(help="Checkpoint path or bundled model name.")
     ] = None,
 ) -> None:
     """Show a model's config, size, vocabularies and training metadata."""
-    with _errors():
+    with errors():
         import json
 
         from rich.console import Console
@@ -210,7 +139,7 @@ def info(
 @app.command()
 def models() -> None:
     """List the bundled sample models."""
-    with _errors():
+    with errors():
         from attnviz.samples import DEFAULT_MODEL, sample_models
 
         found = sample_models()
@@ -225,23 +154,34 @@ def models() -> None:
 def train(
     data: Annotated[
         Path,
-        typer.Argument(help="TSV file (source<TAB>target per line), or the source file with --target."),
+        typer.Argument(
+            help="TSV file (source<TAB>target per line), or the source file with --target."
+        ),
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Checkpoint to write.")],
     target: Annotated[
-        Optional[Path], typer.Option("--target", help="Target-side file parallel to DATA.")
+        Path | None, typer.Option("--target", help="Target-side file parallel to DATA.")
     ] = None,
     valid: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--valid", help="Validation TSV (default: hold out part of DATA)."),
     ] = None,
     vocab_size: Annotated[int, typer.Option(help="SentencePiece vocabulary size per side.")] = 1000,
+    src_vocab_size: Annotated[
+        int | None, typer.Option(help="Source vocabulary size (default: --vocab-size).")
+    ] = None,
+    tgt_vocab_size: Annotated[
+        int | None, typer.Option(help="Target vocabulary size (default: --vocab-size).")
+    ] = None,
+    spm_type: Annotated[
+        str, typer.Option(help="SentencePiece model type: unigram or bpe.")
+    ] = "unigram",
     attention: Annotated[str, typer.Option(help="additive, dot or general.")] = "additive",
     rnn: Annotated[str, typer.Option(help="gru or lstm.")] = "gru",
     embedding_size: Annotated[int, typer.Option(help="Embedding size.")] = 128,
     hidden_size: Annotated[int, typer.Option(help="Encoder hidden size per direction.")] = 256,
     decoder_hidden_size: Annotated[
-        Optional[int], typer.Option(help="Decoder hidden size (default: encoder output size).")
+        int | None, typer.Option(help="Decoder hidden size (default: encoder output size).")
     ] = None,
     attention_size: Annotated[int, typer.Option(help="Additive attention size D.")] = 256,
     layers: Annotated[int, typer.Option(help="RNN layers in encoder and decoder.")] = 1,
@@ -252,26 +192,24 @@ def train(
     lr: Annotated[float, typer.Option("--lr", help="Adam learning rate.")] = 2e-3,
     batch_size: Annotated[int, typer.Option(help="Sentences per batch.")] = 64,
     batch_tokens: Annotated[
-        Optional[int], typer.Option(help="Tokens per batch (overrides --batch-size).")
+        int | None, typer.Option(help="Tokens per batch (overrides --batch-size).")
     ] = None,
     clip: Annotated[float, typer.Option(help="Gradient norm clipping (0: off).")] = 1.0,
     epochs: Annotated[int, typer.Option(help="Passes over the data.")] = 10,
-    steps: Annotated[Optional[int], typer.Option(help="Stop after this many updates.")] = None,
-    max_time: Annotated[
-        Optional[float], typer.Option(help="Stop after this many seconds.")
-    ] = None,
+    steps: Annotated[int | None, typer.Option(help="Stop after this many updates.")] = None,
+    max_time: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
     patience: Annotated[
         int, typer.Option(help="Stop after this many evaluations without improvement (0: off).")
     ] = 3,
     eval_every: Annotated[
-        Optional[int], typer.Option(help="Evaluate every N updates (default: each epoch).")
+        int | None, typer.Option(help="Evaluate every N updates (default: each epoch).")
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 1,
-    threads: Annotated[Optional[int], typer.Option(help="CPU threads for torch.")] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
     device: DeviceOption = "cpu",
 ) -> None:
     """Train tokenizers and an attentive seq2seq model; write the best checkpoint."""
-    with _errors():
+    with errors():
         from attnviz.train import TrainConfig, read_parallel, read_tsv
         from attnviz.train import train as run_training
 
@@ -282,8 +220,7 @@ def train(
             "rnn": rnn,
             "embedding_size": embedding_size,
             "hidden_size": hidden_size,
-            "decoder_hidden_size": decoder_hidden_size
-            or hidden_size * (2 if bidirectional else 1),
+            "decoder_hidden_size": decoder_hidden_size or hidden_size * (2 if bidirectional else 1),
             "attention_size": attention_size,
             "encoder_layers": layers,
             "decoder_layers": layers,
@@ -292,6 +229,9 @@ def train(
         }
         config = TrainConfig(
             vocab_size=vocab_size,
+            src_vocab_size=src_vocab_size,
+            tgt_vocab_size=tgt_vocab_size,
+            spm_type=spm_type,
             learning_rate=lr,
             batch_sentences=batch_size,
             batch_tokens=batch_tokens,
@@ -318,12 +258,24 @@ def train(
                 metadata={"command": command, "data": str(data)},
                 callback=progress.update,
             )
-        status = "interrupted" if result.interrupted else (
-            "stopped early" if result.stopped_early else "done"
+        status = (
+            "interrupted"
+            if result.interrupted
+            else ("stopped early" if result.stopped_early else "done")
         )
-        _stderr().print(
+        stderr_console().print(
             f"{status}: {result.steps} steps in {result.seconds:.0f}s, best validation loss "
             f"{result.best_valid_loss:.4f}; wrote {result.path}"
         )
         if result.interrupted:
             raise typer.Exit(130)
+
+
+def _register_batch_commands() -> None:
+    from attnviz.cli_batch import export, heatmap
+
+    app.command()(heatmap)
+    app.command()(export)
+
+
+_register_batch_commands()

@@ -261,7 +261,7 @@ def forced_decode(
     batch = src.size(0)
     if len(references) != batch:
         raise ValueError(f"{len(references)} references for {batch} sentences")
-    targets = [list(ref) + [config.eos_id] for ref in references]
+    targets = [[*ref, config.eos_id] for ref in references]
     steps = max(len(t) for t in targets)
     padded = torch.full((batch, steps), config.pad_id, dtype=torch.long)
     for b, target in enumerate(targets):

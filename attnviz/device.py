@@ -10,7 +10,6 @@ from attnviz.errors import DeviceError
 if TYPE_CHECKING:
     import torch
 
-DEVICE_CHOICES = "auto, cpu, cuda, cuda:N, mps"
 _CUDA = re.compile(r"^cuda(?::(\d+))?$")
 
 
@@ -50,7 +49,7 @@ def resolve_device(name: str = "auto") -> torch.device:
     if spec == "mps":
         if "mps" in available:
             return torch.device("mps")
-        raise DeviceError(
-            f"device 'mps' is not available here (available: {', '.join(available)})"
-        )
-    raise DeviceError(f"unknown device {name!r}; use one of {DEVICE_CHOICES}")
+        raise DeviceError(f"device 'mps' is not available here (available: {', '.join(available)})")
+    raise DeviceError(
+        f"unknown device {name!r}; use auto or one available here: {', '.join(available)}"
+    )

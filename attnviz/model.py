@@ -53,9 +53,7 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if self.attention not in SCORERS:
-            raise ConfigError(
-                f"unknown attention {self.attention!r}; valid: {', '.join(SCORERS)}"
-            )
+            raise ConfigError(f"unknown attention {self.attention!r}; valid: {', '.join(SCORERS)}")
         if self.rnn not in RNN_TYPES:
             raise ConfigError(f"unknown rnn {self.rnn!r}; valid: {', '.join(RNN_TYPES)}")
         if self.attn_concat_order not in CONCAT_ORDERS:
@@ -143,7 +141,9 @@ class Bridge(nn.Module):
         self.config = config
         out_size = config.decoder_hidden_size * config.decoder_layers
         self.hidden = nn.Linear(config.encoder_output_size, out_size)
-        self.cell = nn.Linear(config.encoder_output_size, out_size) if config.rnn == "lstm" else None
+        self.cell = (
+            nn.Linear(config.encoder_output_size, out_size) if config.rnn == "lstm" else None
+        )
 
     def _top(self, state: torch.Tensor) -> torch.Tensor:
         """[layers*dirs, B, hidden] -> top layer, directions concatenated [B, H]."""

@@ -23,6 +23,7 @@ class TrainConfig:
     vocab_size: int = 1000
     src_vocab_size: int | None = None
     tgt_vocab_size: int | None = None
+    spm_type: str = "unigram"  # or "bpe"
     learning_rate: float = 2e-3
     batch_sentences: int = 64
     batch_tokens: int | None = None
@@ -180,7 +181,7 @@ def train(
     from attnviz.device import resolve_device
     from attnviz.errors import AttnvizError
     from attnviz.model import ModelConfig, Seq2Seq
-    from attnviz.tokenizer import Tokenizer, train_sentencepiece
+    from attnviz.tokenizer import Tokenizer
 
     config = config or TrainConfig()
     _check(config)
@@ -201,11 +202,11 @@ def train(
     if not valid_pairs:
         raise InputError("the validation set is empty")
 
-    src_spm = train_sentencepiece(
-        [s for s, _ in pairs], config.src_vocab_size or config.vocab_size, seed=config.seed
+    src_spm = _tokenizer_for(
+        "source", [s for s, _ in pairs], config.src_vocab_size or config.vocab_size, config
     )
-    tgt_spm = train_sentencepiece(
-        [t for _, t in pairs], config.tgt_vocab_size or config.vocab_size, seed=config.seed
+    tgt_spm = _tokenizer_for(
+        "target", [t for _, t in pairs], config.tgt_vocab_size or config.vocab_size, config
     )
     src_tok, tgt_tok = Tokenizer(src_spm), Tokenizer(tgt_spm)
     options = dict(model_options or {})
@@ -310,9 +311,7 @@ def train(
             valid_loss=round(valid_loss, 5),
             valid_perplexity=round(math.exp(min(valid_loss, 50)), 4),
         )
-        save_checkpoint(
-            Checkpoint(model_config, model.state_dict(), src_spm, tgt_spm, info), out
-        )
+        save_checkpoint(Checkpoint(model_config, model.state_dict(), src_spm, tgt_spm, info), out)
         return True
 
     def run_eval() -> bool:
@@ -366,7 +365,7 @@ def train(
                 optimizer.step()
                 state["step"] += 1
                 tokens_seen += n_tokens + int(src_len.sum())
-                recent.append((float(loss), n_tokens))
+                recent.append((loss.item(), n_tokens))
                 if callback:
                     callback(
                         Progress(
@@ -383,11 +382,11 @@ def train(
                     config.max_time is not None and time.perf_counter() - start >= config.max_time
                 )
                 at_end = state["step"] >= total_steps
-                if state["step"] % eval_every == 0 or at_end or out_of_time:
-                    if run_eval():
-                        stopped_early = True
-                        done = True
-                        break
+                evaluate_now = state["step"] % eval_every == 0 or at_end or out_of_time
+                if evaluate_now and run_eval():
+                    stopped_early = True
+                    done = True
+                    break
                 if at_end or out_of_time:
                     done = True
                     break
@@ -407,9 +406,24 @@ def train(
     )
 
 
+def _tokenizer_for(side: str, lines: list[str], vocab_size: int, config: TrainConfig) -> bytes:
+    from attnviz.errors import TokenizerError
+    from attnviz.tokenizer import train_sentencepiece
+
+    try:
+        return train_sentencepiece(lines, vocab_size, model_type=config.spm_type, seed=config.seed)
+    except TokenizerError as err:
+        message = str(err).replace(
+            "--vocab-size", "--src-vocab-size" if side == "source" else "--tgt-vocab-size"
+        )
+        raise TokenizerError(f"{side} side: {message}") from err
+
+
 def _check(config: TrainConfig) -> None:
     if config.vocab_size < 8:
         raise UsageError(f"vocabulary size must be at least 8, not {config.vocab_size}")
+    if config.spm_type not in ("unigram", "bpe"):
+        raise UsageError(f"unknown tokenizer type {config.spm_type!r}; valid: unigram, bpe")
     if config.learning_rate <= 0:
         raise UsageError("learning rate must be positive")
     if config.batch_sentences < 1 or (config.batch_tokens is not None and config.batch_tokens < 1):

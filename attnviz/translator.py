@@ -181,9 +181,7 @@ class Translator:
             src[b, : len(ids)] = torch.tensor(ids, dtype=torch.long)
         src = src.to(self.device)
         if ref_ids is not None:
-            return forced_decode(
-                self.model, src, lengths, ref_ids, length_penalty=length_penalty
-            )
+            return forced_decode(self.model, src, lengths, ref_ids, length_penalty=length_penalty)
         if beam_size == 1:
             return greedy_decode(self.model, src, lengths, length_penalty=length_penalty)
         return beam_decode(

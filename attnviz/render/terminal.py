@@ -118,7 +118,7 @@ class AttentionTable:
             return Text(
                 text.center(width), style=Style(bgcolor=background, color=foreground, bold=is_max)
             )
-        shade = SHADES[min(int(round(weight * (len(SHADES) - 1))), len(SHADES) - 1)]
+        shade = SHADES[min(round(weight * (len(SHADES) - 1)), len(SHADES) - 1)]
         if body:
             text = body + (MAX_MARK if is_max else " ")
         else:
@@ -185,10 +185,7 @@ class AttentionTable:
         for block in blocks:
             caption = None
             if len(blocks) > 1:
-                caption = (
-                    f"source tokens {block.start + 1}–{block.stop} of {total} "
-                    "(split to fit the terminal width)"
-                )
+                caption = f"source {block.start + 1}–{block.stop} of {total} (split to fit)"
             tables.append(self._table(block, color, caption))
         renderables: list = [Text(self.title, style="bold")] if self.title else []
         renderables.extend(tables)

@@ -1,0 +1,99 @@
+"""Pieces shared by the CLI modules: option types, error translation, stdin reading."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from typing import Annotated
+
+import typer
+
+from attnviz.errors import AttnvizError, InputError, UsageError
+
+ModelOption = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        "-m",
+        help="Checkpoint path or bundled model name (see `attnviz models`). "
+        "Default: enko-additive.",
+    ),
+]
+DeviceOption = Annotated[
+    str, typer.Option("--device", "-d", help="auto, cpu, cuda, cuda:N or mps.")
+]
+BeamOption = Annotated[int, typer.Option("--beam", "-b", help="Beam size; 1 is greedy.")]
+NbestOption = Annotated[
+    int, typer.Option("--nbest", "-n", help="Hypotheses per sentence (≤ beam).")
+]
+RefOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--ref", "-r", help="Reference translation for forced decoding; one per sentence."
+    ),
+]
+WordsOption = Annotated[
+    bool,
+    typer.Option(
+        "--words/--pieces", help="Merge SentencePiece pieces into words (tokens, attention, links)."
+    ),
+]
+
+
+def stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def fail(message: str, code: int = 1) -> None:
+    from rich.markup import escape
+
+    stderr_console().print(f"[bold red]attnviz: error:[/] {escape(message)}")
+    raise typer.Exit(code)
+
+
+@contextlib.contextmanager
+def errors() -> Iterator[None]:
+    """The one place where domain errors become a red line on stderr and an exit code."""
+    try:
+        yield
+    except AttnvizError as err:
+        fail(str(err).splitlines()[0] if str(err) else type(err).__name__, err.exit_code)
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
+    except BrokenPipeError:
+        # the reader went away (e.g. `| head`); stop quietly
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        raise typer.Exit(0) from None
+    except MemoryError:
+        fail("out of memory; try a smaller --batch-size or shorter input")
+
+
+def read_stdin_lines() -> list[str]:
+    if sys.stdin is None or sys.stdin.isatty():
+        raise UsageError("no text given: pass TEXT or pipe sentences on stdin, one per line")
+    data = sys.stdin.buffer.read()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise InputError(f"stdin is not UTF-8 text (bad byte at offset {err.start})") from err
+    return text.splitlines()
+
+
+def sentences_from(text: list[str] | None) -> list[str]:
+    if not text or text == ["-"]:
+        lines = read_stdin_lines()
+        if not lines:
+            raise InputError("stdin is empty: no sentences to translate")
+        return lines
+    return list(text)
+
+
+def load_translator(model: str | None, device: str):
+    from attnviz.translator import load_model
+
+    return load_model(model, device=device)

@@ -1,0 +1,234 @@
+"""The terminal heatmap: golden text, width splitting, wide characters, literal markup."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rich.cells import cell_len
+from rich.console import Console
+
+from attnviz.alignment import Alignment
+from attnviz.render.terminal import MAX_MARK, AttentionTable, render_text
+
+GOLDEN = Path(__file__).parent / "golden"
+# set to rewrite the golden files from the current output (then check them by eye)
+UPDATE = os.environ.get("ATTNVIZ_UPDATE_GOLDEN") == "1"
+
+SRC = ["▁the", "▁hou", "se", "▁is", "▁big", "▁.", "</s>"]
+TGT = ["▁집", "이", "▁크다", "▁.", "</s>"]
+WEIGHTS = np.array(
+    [
+        [0.05, 0.60, 0.25, 0.04, 0.02, 0.02, 0.02],
+        [0.10, 0.20, 0.50, 0.10, 0.04, 0.03, 0.03],
+        [0.02, 0.03, 0.05, 0.20, 0.65, 0.03, 0.02],
+        [0.01, 0.01, 0.01, 0.02, 0.05, 0.85, 0.05],
+        [0.00, 0.00, 0.00, 0.00, 0.00, 0.10, 0.90],
+    ],
+    np.float32,
+)
+
+
+def alignment(src=SRC, tgt=TGT, weights=WEIGHTS, **extra) -> Alignment:
+    weights = np.asarray(weights, np.float32)
+    return Alignment(
+        source=extra.pop("source", "the house is big ."),
+        translation=extra.pop("translation", "집이 크다 ."),
+        src_tokens=list(src),
+        tgt_tokens=list(tgt),
+        weights=weights,
+        scores=extra.pop("scores", np.log(weights + 1e-3)),
+        token_logprobs=np.full(len(tgt), -0.5),
+        score=extra.pop("score", -2.5),
+        **extra,
+    )
+
+
+def render(renderable, width: int = 100) -> str:
+    console = Console(file=io.StringIO(), width=width, color_system=None, legacy_windows=False)
+    console.print(renderable)
+    return console.file.getvalue()
+
+
+def check_golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if UPDATE:
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    assert text == path.read_text(encoding="utf-8")
+
+
+def token_right_edges(header: str, tokens: list[str]) -> list[int]:
+    """Cell position just after each header token, found left to right."""
+    edges, start = [], 0
+    for token in tokens:
+        index = header.index(token, start)
+        start = index + len(token)
+        edges.append(cell_len(header[:start]))
+    return edges
+
+
+# -- golden ----------------------------------------------------------------------------------
+
+
+def test_golden_table():
+    text = render(AttentionTable(alignment()))
+    check_golden("terminal_table.txt", text)
+
+
+def test_golden_table_values():
+    text = render(AttentionTable(alignment(), values=True))
+    check_golden("terminal_table_values.txt", text)
+
+
+def test_table_layout():
+    lines = render(AttentionTable(alignment())).splitlines()
+    header, rows = lines[0], lines[1:]
+    assert header.split() == SRC
+    assert [row.split()[0] for row in rows] == TGT
+    edges = token_right_edges(header, SRC)
+    for row, weights in zip(rows, WEIGHTS, strict=True):
+        # exactly one maximum mark per row, right-aligned under the argmax source token
+        assert row.count(MAX_MARK) == 1
+        mark_end = cell_len(row[: row.index(MAX_MARK) + 1])
+        assert mark_end == edges[int(np.argmax(weights))]
+    # shades follow the weights: 0.90 -> ▓, 0.60 -> ▒, 0.50 -> ░ (round half to even)
+    assert "▓▓●" in rows[4]
+    assert "▒▒●" in rows[0]
+    assert "░░●" in rows[1]
+
+
+def test_values_cells():
+    lines = render(AttentionTable(alignment(), values=True)).splitlines()
+    first = lines[1].split()
+    assert first == ["▁집", ".05", ".60●", ".25", ".04", ".02", ".02", ".02"]
+    one = alignment(
+        src=["▁a", "</s>"],
+        tgt=["▁b", "</s>"],
+        weights=[[1.0, 0.0], [0.25, 0.75]],
+        scores=np.zeros((2, 2)),
+    )
+    lines = render(AttentionTable(one, values=True)).splitlines()
+    assert lines[1].split() == ["▁b", "1.0●", ".00"]
+    assert lines[2].split() == ["</s>", ".25", ".75●"]
+
+
+# -- width -----------------------------------------------------------------------------------
+
+
+def long_alignment() -> Alignment:
+    rng = np.random.default_rng(0)
+    src = [f"▁w{i}" for i in range(59)] + ["</s>"]
+    tgt = ["▁나는", "▁학교에", "▁갔다", "▁.", "</s>"]
+    weights = rng.random((len(tgt), len(src))).astype(np.float32)
+    weights /= weights.sum(axis=1, keepdims=True)
+    return alignment(src=src, tgt=tgt, weights=weights, scores=np.zeros_like(weights))
+
+
+def split_blocks(text: str, tgt_count: int) -> tuple[list[list[str]], list[str]]:
+    """(header + rows per block, whitespace-normalised captions)."""
+    lines = text.splitlines()
+    blocks, captions, index = [], [], 0
+    while index < len(lines):
+        block = lines[index : index + 1 + tgt_count]
+        blocks.append(block)
+        index += 1 + tgt_count
+        caption = []
+        while index < len(lines) and not lines[index].startswith(" "):
+            caption.append(lines[index].strip())
+            index += 1
+        captions.append(" ".join(caption))
+    return blocks, captions
+
+
+@pytest.mark.parametrize("values", [False, True])
+def test_wide_table_splits_into_blocks(values):
+    long = long_alignment()
+    text = render(AttentionTable(long, values=values), width=80)
+    assert all(cell_len(line) <= 80 for line in text.splitlines())
+
+    blocks, captions = split_blocks(text, len(long.tgt_tokens))
+    assert len(blocks) >= 3
+    shown = []
+    for block, caption in zip(blocks, captions, strict=True):
+        tokens = block[0].split()
+        assert caption == f"source {len(shown) + 1}–{len(shown) + len(tokens)} of 60 (split to fit)"
+        shown.extend(tokens)
+        assert [row.split()[0] for row in block[1:]] == long.tgt_tokens
+        assert len({cell_len(line) for line in block}) == 1, block
+    assert shown == long.src_tokens
+
+    # each row's maximum is marked exactly once across all blocks
+    for row in range(len(long.tgt_tokens)):
+        assert sum(block[1 + row].count(MAX_MARK) for block in blocks) == 1
+
+
+def test_narrow_table_is_not_split():
+    text = render(AttentionTable(alignment()), width=100)
+    assert "split to fit" not in text
+    assert len(text.splitlines()) == 1 + len(TGT)
+
+
+# -- wide characters -------------------------------------------------------------------------
+
+
+def test_wide_characters_stay_aligned():
+    src = ["▁소년이", "▁사과를", "▁먹었다", "▁.", "</s>"]
+    tgt = ["▁the", "▁boy", "▁ate", "▁an", "▁apple", "▁.", "</s>"]
+    rng = np.random.default_rng(3)
+    weights = rng.random((len(tgt), len(src))).astype(np.float32)
+    weights /= weights.sum(axis=1, keepdims=True)
+    for values in (False, True):
+        lines = render(AttentionTable(alignment(src, tgt, weights), values=values)).splitlines()
+        assert len(lines) == 1 + len(tgt)
+        assert len({cell_len(line) for line in lines}) == 1, lines
+        edges = token_right_edges(lines[0], src)
+        for row, line in enumerate(lines[1:]):
+            mark_end = cell_len(line[: line.index(MAX_MARK) + 1])
+            assert mark_end == edges[int(np.argmax(weights[row]))]
+
+
+def test_long_tokens_are_shortened():
+    src = ["▁" + "가" * 20, "▁short", "</s>"]
+    tgt = ["▁x", "</s>"]
+    weights = [[0.5, 0.25, 0.25], [0.0, 0.0, 1.0]]
+    lines = render(AttentionTable(alignment(src, tgt, weights))).splitlines()
+    assert "…" in lines[0]
+    assert len({cell_len(line) for line in lines}) == 1
+
+
+# -- markup ----------------------------------------------------------------------------------
+
+
+def test_markup_in_tokens_is_literal():
+    src = ["[bold]", "[red]x[/red]", "</s>"]
+    tgt = ["▁[i]", "[/]", "</s>"]
+    weights = [[0.7, 0.2, 0.1], [0.2, 0.6, 0.2], [0.1, 0.1, 0.8]]
+    table = AttentionTable(alignment(src, tgt, weights), title="[b]title")
+    text = render(table)
+    for token in ["[bold]", "[red]x[/red]", "▁[i]", "[/]", "[b]title"]:
+        assert token in text, token
+
+    console = Console(
+        file=io.StringIO(), width=100, color_system="truecolor", force_terminal=True, record=True
+    )
+    console.print(table)
+    plain = console.export_text()
+    for token in ["[bold]", "[red]x[/red]", "▁[i]", "[/]", "[b]title"]:
+        assert token in plain, token
+
+
+def test_render_text_prints_translation_then_table():
+    console = Console(file=io.StringIO(), width=100, color_system=None, legacy_windows=False)
+    render_text([alignment(translation="[bold]집이[/bold] 크다 .")], console)
+    lines = console.file.getvalue().splitlines()
+    assert lines[0] == "[bold]집이[/bold] 크다 .  (score -2.500)"
+    assert lines[1].split() == SRC
+
+
+def test_empty_alignment():
+    empty = Alignment("", "", [], [], np.zeros((0, 0)), np.zeros((0, 0)), np.zeros(0), 0.0)
+    assert render(AttentionTable(empty)).strip() == "(empty: nothing to show)"
