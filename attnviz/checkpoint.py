@@ -60,6 +60,9 @@ def save_checkpoint(checkpoint: Checkpoint, path: str | os.PathLike[str]) -> Pat
     payload = checkpoint.to_payload()
     payload["state_dict"] = {k: v.detach().cpu() for k, v in checkpoint.state_dict.items()}
     handle, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp_name, 0o666 & ~umask)  # mkstemp makes 0600; a checkpoint is an ordinary file
     try:
         with os.fdopen(handle, "wb") as stream:
             torch.save(payload, stream)

@@ -190,6 +190,10 @@ def train(
         bool, typer.Option("--bidirectional/--unidirectional", help="Encoder direction.")
     ] = True,
     lr: Annotated[float, typer.Option("--lr", help="Adam learning rate.")] = 2e-3,
+    lr_decay: Annotated[
+        float,
+        typer.Option(help="Multiply the learning rate by this after an evaluation without gain."),
+    ] = 0.5,
     batch_size: Annotated[int, typer.Option(help="Sentences per batch.")] = 64,
     batch_tokens: Annotated[
         int | None, typer.Option(help="Tokens per batch (overrides --batch-size).")
@@ -233,6 +237,7 @@ def train(
             tgt_vocab_size=tgt_vocab_size,
             spm_type=spm_type,
             learning_rate=lr,
+            lr_decay=lr_decay,
             batch_sentences=batch_size,
             batch_tokens=batch_tokens,
             clip=clip,

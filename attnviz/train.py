@@ -32,6 +32,7 @@ class TrainConfig:
     max_steps: int | None = None
     max_time: float | None = None  # seconds
     patience: int = 3
+    lr_decay: float = 0.5  # multiply the learning rate by this after an evaluation without gain
     eval_every: int | None = None  # steps; default: once per epoch
     valid_fraction: float = 0.05
     max_length: int = 150
@@ -319,6 +320,9 @@ def train(
         valid_loss = evaluate()
         improved = save_if_best(valid_loss)
         state["bad_evals"] = 0 if improved else state["bad_evals"] + 1
+        if not improved and config.lr_decay < 1.0:
+            for group in optimizer.param_groups:
+                group["lr"] *= config.lr_decay
         history.append({"step": state["step"], "valid_loss": valid_loss})
         if callback:
             callback(
@@ -430,5 +434,7 @@ def _check(config: TrainConfig) -> None:
         raise UsageError("batch size must be at least 1")
     if config.epochs < 1 and not config.max_steps:
         raise UsageError("epochs must be at least 1")
+    if not 0.0 < config.lr_decay <= 1.0:
+        raise UsageError("learning-rate decay must be in (0, 1]; 1 turns it off")
     if not 0.0 < config.valid_fraction < 1.0:
         raise UsageError("valid fraction must be between 0 and 1")

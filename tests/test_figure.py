@@ -297,3 +297,32 @@ def test_unwritable_destination_is_an_attnviz_error(korean: Alignment, tmp_path:
         locked.mkdir(mode=0o500)
         with pytest.raises(AttnvizError, match="cannot write"):
             render_figure(korean, locked / "figure.png")
+
+
+@pytest.mark.parametrize("suffix", ["png", "svg", "pdf"])
+def test_same_alignment_gives_identical_bytes(tmp_path, suffix):
+    """Figures carry no timestamps or random ids, so an export resumed later matches."""
+    from attnviz.render.figure import render_figure
+
+    alignment = _deterministic_alignment()
+    first = render_figure(alignment, tmp_path / f"a.{suffix}", dpi=72)
+    second = render_figure(alignment, tmp_path / f"b.{suffix}", dpi=72)
+    assert first.read_bytes() == second.read_bytes()
+
+
+def _deterministic_alignment():
+    import numpy as np
+
+    from attnviz.alignment import Alignment
+
+    weights = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]], np.float32)
+    return Alignment(
+        source="the boy .",
+        translation="소년이 .",
+        src_tokens=["▁the", "▁boy", "▁."],
+        tgt_tokens=["▁소년이", "▁."],
+        weights=weights,
+        scores=np.log(weights),
+        token_logprobs=np.zeros(2, np.float32),
+        score=0.0,
+    )

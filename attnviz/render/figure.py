@@ -208,8 +208,16 @@ class FigureRenderer:
         cell_text = self._cell_text(matrix) if self.values else None
         layout = self._plan(src_labels, tgt_labels, cell_text)
         self._draw(layout, matrix, alignment.weights, src_labels, tgt_labels, cell_text, fmt)
-        _write_atomically(path, lambda file: self._figure.savefig(file, format=fmt, dpi=layout.dpi))
+        _write_atomically(path, lambda file: self._save(file, fmt, layout.dpi))
         return path
+
+    def _save(self, file: IO[bytes], fmt: str, dpi: float) -> None:
+        """Save with no timestamps and fixed SVG ids, so equal input gives equal bytes."""
+        import matplotlib
+
+        metadata = {"svg": {"Date": None}, "pdf": {"CreationDate": None}}.get(fmt)
+        with matplotlib.rc_context({"svg.hashsalt": "attnviz"}):
+            self._figure.savefig(file, format=fmt, dpi=dpi, metadata=metadata)
 
     # -- layout -----------------------------------------------------------------------------
 

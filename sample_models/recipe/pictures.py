@@ -1,0 +1,50 @@
+"""Regenerate the pictures of the README and the model card, all drawn by attnviz.
+
+    python sample_models/recipe/pictures.py
+
+Writes sample_models/pictures/heatmap-<name>.png for each bundled model (word level) and
+sample_models/pictures/translate-terminal.svg, the terminal table of `attnviz translate`
+(recorded by rich and saved as SVG).
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PICTURES = HERE.parent / "pictures"
+SENTENCE = "the young prince did not read the letter in the library yesterday ."
+TERMINAL_SENTENCE = "my sister drank the cold water in the kitchen ."
+
+
+def main() -> int:
+    PICTURES.mkdir(exist_ok=True)
+    for name in ("additive", "dot", "general"):
+        out = PICTURES / f"heatmap-{name}.png"
+        command = ["attnviz", "heatmap", SENTENCE, "--model", f"enko-{name}", "--words"]
+        command += ["--device", "cpu", "--out", str(out), "--title", f"enko-{name}"]
+        print("$", " ".join(command), flush=True)
+        subprocess.run(command, check=True)
+
+    from rich.console import Console
+    from rich.terminal_theme import MONOKAI
+
+    from attnviz import load_model
+    from attnviz.render.terminal import render_text
+
+    translator = load_model("enko-additive", device="cpu")
+    console = Console(
+        record=True, file=io.StringIO(), width=100, force_terminal=True, color_system="truecolor"
+    )
+    console.print(f'$ attnviz translate "{TERMINAL_SENTENCE}" --words --values', style="bold")
+    render_text(translator.translate(TERMINAL_SENTENCE, words=True), console, values=True)
+    console.save_svg(str(PICTURES / "translate-terminal.svg"), title="attnviz", theme=MONOKAI)
+    print(f"wrote {PICTURES / 'translate-terminal.svg'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

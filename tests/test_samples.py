@@ -1,0 +1,55 @@
+"""The bundled sample models: listed, loadable, and right on held-out sentences."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from attnviz.cli import app
+from attnviz.samples import DEFAULT_MODEL, resolve_model_path, sample_models
+
+RECIPE = Path(__file__).resolve().parent.parent / "sample_models" / "recipe"
+NAMES = ["enko-additive", "enko-dot", "enko-general"]
+
+
+@pytest.fixture(scope="module")
+def held_out():
+    sys.path.insert(0, str(RECIPE))
+    try:
+        import enko_corpus
+    finally:
+        sys.path.remove(str(RECIPE))
+    # seed 3 is the model card's held-out seed; seed 1 made the training data
+    return enko_corpus.generate(seed=3, n=12)
+
+
+def test_three_models_listed_with_default():
+    models = {m.name: m for m in sample_models()}
+    assert sorted(models) == NAMES and DEFAULT_MODEL == "enko-additive"
+    for model in models.values():
+        assert model.path.is_file() and model.path.stat().st_size <= 8 * 1024 * 1024
+    result = CliRunner().invoke(app, ["models"])
+    assert result.exit_code == 0
+    assert result.stdout.splitlines()[0].startswith("enko-additive (default): ")
+
+
+def test_names_resolve_with_or_without_suffix():
+    assert resolve_model_path(None) == resolve_model_path("enko-additive.pt")
+    assert resolve_model_path("enko-dot").name == "enko-dot.pt"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_model_translates_held_out_sentences(name, held_out):
+    from attnviz import load_model
+
+    translator = load_model(name)
+    alignments = translator.translate([pair.english for pair in held_out], batch_size=12)
+    correct = sum(a.translation == pair.korean for a, pair in zip(alignments, held_out, strict=True))
+    assert correct >= len(held_out) - 1, [
+        (a.translation, p.korean) for a, p in zip(alignments, held_out, strict=True)
+    ]
+    for alignment in alignments:
+        assert abs(alignment.weights.sum(axis=1) - 1).max() < 1e-5
