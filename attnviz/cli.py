@@ -14,18 +14,23 @@ import typer
 
 from attnviz import __version__
 from attnviz.cli_common import (
+    BatchSizeOption,
     BeamOption,
     DeviceOption,
     ModelOption,
     NbestOption,
     RefOption,
+    ScoresOption,
+    TextArgument,
+    ValuesOption,
     WordsOption,
+    check_refs,
     errors,
     load_translator,
     sentences_from,
     stderr_console,
 )
-from attnviz.errors import AttnvizError, UsageError
+from attnviz.errors import AttnvizError
 
 app = typer.Typer(
     name="attnviz",
@@ -49,10 +54,7 @@ def main(
 
 @app.command()
 def translate(
-    text: Annotated[
-        list[str] | None,
-        typer.Argument(help="Sentences to translate; none or '-' reads stdin, one per line."),
-    ] = None,
+    text: TextArgument = None,
     model: ModelOption = None,
     device: DeviceOption = "auto",
     beam: BeamOption = 1,
@@ -62,24 +64,17 @@ def translate(
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object per hypothesis per line on stdout.")
     ] = False,
-    values: Annotated[
-        bool, typer.Option("--values", help="Print the weights in the cells.")
-    ] = False,
-    scores: Annotated[
-        bool, typer.Option("--scores", help="Show raw pre-softmax energies instead of weights.")
-    ] = False,
+    values: ValuesOption = False,
+    scores: ScoresOption = False,
     table: Annotated[
         bool, typer.Option("--table/--no-table", help="Show the heatmap table.")
     ] = True,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Sentences per batch.")] = 32,
+    batch_size: BatchSizeOption = 32,
 ) -> None:
     """Translate sentences and show where the decoder looked."""
     with errors():
         sentences = sentences_from(text)
-        if ref is not None and len(ref) != len(sentences):
-            raise UsageError(
-                f"got {len(ref)} --ref for {len(sentences)} sentences; give one per sentence"
-            )
+        check_refs(ref, sentences)
         translator = load_translator(model, device)
         groups = translator.translate_grouped(
             sentences, beam_size=beam, nbest=nbest, refs=ref, words=words, batch_size=batch_size

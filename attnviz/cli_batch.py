@@ -9,12 +9,17 @@ from typing import Annotated
 import typer
 
 from attnviz.cli_common import (
+    BatchSizeOption,
     BeamOption,
     DeviceOption,
     ModelOption,
     NbestOption,
     RefOption,
+    ScoresOption,
+    TextArgument,
+    ValuesOption,
     WordsOption,
+    check_refs,
     errors,
     load_translator,
     sentences_from,
@@ -88,10 +93,7 @@ def _alignments_from(source: str, index: int | None, words: bool) -> list:
 
 
 def heatmap(
-    text: Annotated[
-        list[str] | None,
-        typer.Argument(help="Sentence(s) to translate; none or '-' reads stdin."),
-    ] = None,
+    text: TextArgument = None,
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Figure file: .png, .svg or .pdf.")
     ] = Path("attention.png"),
@@ -110,12 +112,8 @@ def heatmap(
     index: Annotated[
         int | None, typer.Option("--index", help="With --from: render only record N (0-based).")
     ] = None,
-    values: Annotated[
-        bool, typer.Option("--values", help="Write the numbers in the cells.")
-    ] = False,
-    scores: Annotated[
-        bool, typer.Option("--scores", help="Raw pre-softmax energies, diverging colours.")
-    ] = False,
+    values: ValuesOption = False,
+    scores: ScoresOption = False,
     cmap: Annotated[str | None, typer.Option("--cmap", help="Matplotlib colormap name.")] = None,
     dpi: Annotated[int, typer.Option("--dpi", help="Resolution of PNG output.")] = 150,
     title: Annotated[str | None, typer.Option("--title", help="Figure title.")] = None,
@@ -138,10 +136,7 @@ def heatmap(
             if index is not None:
                 raise UsageError("--index works only with --from")
             sentences = sentences_from(text)
-            if ref is not None and len(ref) != len(sentences):
-                raise UsageError(
-                    f"got {len(ref)} --ref for {len(sentences)} sentences; give one per sentence"
-                )
+            check_refs(ref, sentences)
             translator = load_translator(model, device)
             alignments = translator.translate(
                 sentences, beam_size=beam, nbest=nbest, refs=ref, words=words
@@ -179,7 +174,7 @@ def export(
     figures: Annotated[
         str | None, typer.Option("--figures", help="Also draw figures/<id>.png or .svg.")
     ] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Sentences per batch.")] = 32,
+    batch_size: BatchSizeOption = 32,
     workers: Annotated[int, typer.Option("--workers", help="Processes drawing figures.")] = 2,
     dpi: Annotated[int, typer.Option("--dpi", help="Resolution of PNG figures.")] = 100,
     chunk_lines: Annotated[

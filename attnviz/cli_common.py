@@ -34,6 +34,17 @@ RefOption = Annotated[
         "--ref", "-r", help="Reference translation for forced decoding; one per sentence."
     ),
 ]
+TextArgument = Annotated[
+    list[str] | None,
+    typer.Argument(
+        metavar="TEXT", help="Sentences to translate; none or '-' reads stdin, one per line."
+    ),
+]
+ValuesOption = Annotated[bool, typer.Option("--values", help="Write the numbers in the cells.")]
+ScoresOption = Annotated[
+    bool, typer.Option("--scores", help="Show raw pre-softmax energies instead of weights.")
+]
+BatchSizeOption = Annotated[int, typer.Option("--batch-size", help="Sentences per batch.")]
 WordsOption = Annotated[
     bool,
     typer.Option(
@@ -97,3 +108,10 @@ def load_translator(model: str | None, device: str):
     from attnviz.translator import load_model
 
     return load_model(model, device=device)
+
+
+def check_refs(refs: list[str] | None, sentences: list[str]) -> None:
+    if refs is not None and len(refs) != len(sentences):
+        raise UsageError(
+            f"got {len(refs)} --ref for {len(sentences)} sentences; give one per sentence"
+        )
