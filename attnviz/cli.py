@@ -29,6 +29,7 @@ from attnviz.cli_common import (
     load_translator,
     sentences_from,
     stderr_console,
+    stdout_console,
 )
 from attnviz.errors import AttnvizError
 
@@ -85,11 +86,9 @@ def translate(
                     sys.stdout.write(alignment.to_json() + "\n")
             sys.stdout.flush()
             return
-        from rich.console import Console
-
         from attnviz.render.terminal import render_text
 
-        console = Console(highlight=False)
+        console = stdout_console()
         for index, group in enumerate(groups):
             if len(groups) > 1:
                 console.rule(f"[{index + 1}] {group[0].source if group else ''}", style="dim")

@@ -53,6 +53,20 @@ WordsOption = Annotated[
 ]
 
 
+def stdout_console():
+    """A console for data on stdout that ends quietly (exit 0) when the reader goes away."""
+    from rich.console import Console
+
+    class _PipeConsole(Console):
+        def on_broken_pipe(self) -> None:
+            self.quiet = True
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise typer.Exit(0)
+
+    return _PipeConsole(highlight=False)
+
+
 def stderr_console():
     from rich.console import Console
 

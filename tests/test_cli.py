@@ -384,3 +384,21 @@ def test_python_m_version():
     )
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.strip() == f"attnviz {__version__}"
+
+
+def test_reader_closing_the_pipe_ends_quietly(checkpoint_path):
+    """`attnviz translate < many | head -1`: exit 0, nothing on stderr."""
+    lines = "\n".join(["the boy ate an apple ."] * 300) + "\n"
+    process = subprocess.Popen(
+        [_script(), "translate", "--model", str(checkpoint_path), "--device", "cpu"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    process.stdin.write(lines.encode())
+    process.stdin.close()
+    first = process.stdout.readline()
+    process.stdout.close()
+    stderr = process.stderr.read()
+    assert process.wait(timeout=120) == 0
+    assert first and stderr == b""

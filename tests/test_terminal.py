@@ -232,3 +232,17 @@ def test_render_text_prints_translation_then_table():
 def test_empty_alignment():
     empty = Alignment("", "", [], [], np.zeros((0, 0)), np.zeros((0, 0)), np.zeros(0), 0.0)
     assert render(AttentionTable(empty)).strip() == "(empty: nothing to show)"
+
+
+def test_no_color_on_a_terminal_still_shades_with_glyphs(monkeypatch):
+    """NO_COLOR strips colours, so the shading must come from glyphs, as when piped."""
+    monkeypatch.setenv("NO_COLOR", "1")
+    src, tgt = ["▁the", "▁boy", "</s>"], ["▁소년이", "</s>"]
+    weights = np.array([[0.05, 0.9, 0.05], [0.1, 0.1, 0.8]], np.float32)
+    alignment = globals()["alignment"](src=src, tgt=tgt, weights=weights, scores=weights)
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=100, force_terminal=True, legacy_windows=False)
+    assert console.no_color
+    console.print(AttentionTable(alignment))
+    text = buffer.getvalue()
+    assert "██●" in text and "▓▓●" in text

@@ -178,7 +178,7 @@ class AttentionTable:
         if not alignment.src_tokens or not alignment.tgt_tokens:
             yield Text("(empty: nothing to show)")
             return
-        color = console.color_system is not None
+        color = console.color_system is not None and not console.no_color
         blocks = self._blocks(options.max_width)
         total = len(alignment.src_tokens)
         tables: list[Table] = []
