@@ -245,4 +245,4 @@ def test_no_color_on_a_terminal_still_shades_with_glyphs(monkeypatch):
     assert console.no_color
     console.print(AttentionTable(alignment))
     text = buffer.getvalue()
-    assert "██●" in text and "▓▓●" in text
+    assert "▓▓●" in text and "···" in text
