@@ -204,9 +204,11 @@ def render_text(
     show_table: bool = True,
 ) -> None:
     """Print each alignment's translation, then its heatmap table."""
+    alignments = list(alignments)
+    numbered = len(alignments) > 1
     for alignment in alignments:
         header = Text()
-        if alignment.rank or alignment.meta.get("nbest"):
+        if numbered:
             header.append(f"#{alignment.rank + 1} ", style="bold")
         header.append(alignment.translation)
         if not np.isnan(alignment.score):
