@@ -25,15 +25,17 @@ def is_special(token: str) -> bool:
 
 
 def word_groups(tokens: list[str]) -> list[list[int]]:
-    """Group piece indices into words: a piece starting with ▁ (or a special token) opens one.
+    """Group piece indices into words: a piece starting with ▁ opens one; ``</s>`` stands alone.
 
-    >>> word_groups(["▁the", "▁hou", "se", "</s>"])
-    [[0], [1, 2], [3]]
+    ``<unk>`` continues the current word, as the piece it replaces would have.
+
+    >>> word_groups(["▁the", "▁hou", "se", "▁caf", "<unk>", "</s>"])
+    [[0], [1, 2], [3, 4], [5]]
     """
     groups: list[list[int]] = []
     for index, token in enumerate(tokens):
-        opens = token.startswith(WORD_START) or is_special(token)
-        after_special = bool(groups) and is_special(tokens[groups[-1][-1]])
+        opens = token.startswith(WORD_START) or token in NON_WORDS
+        after_special = bool(groups) and tokens[groups[-1][-1]] in NON_WORDS
         if opens or not groups or after_special:
             groups.append([index])
         else:
@@ -143,6 +145,20 @@ class Alignment:
         """
         if self.level == "words":
             return self
+        if not self.src_tokens or not self.tgt_tokens:
+            return Alignment(
+                source=self.source,
+                translation=self.translation,
+                src_tokens=[],
+                tgt_tokens=[],
+                weights=np.zeros((0, 0), np.float32),
+                scores=np.zeros((0, 0), np.float32),
+                token_logprobs=np.zeros(0, np.float32),
+                score=self.score,
+                rank=self.rank,
+                level="words",
+                meta=dict(self.meta),
+            )
         src_groups = word_groups(self.src_tokens)
         tgt_groups = word_groups(self.tgt_tokens)
         weights = np.stack(

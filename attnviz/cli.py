@@ -6,6 +6,7 @@ Heavy modules (torch, matplotlib, sentencepiece) are imported inside the command
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -31,7 +32,7 @@ from attnviz.cli_common import (
     stderr_console,
     stdout_console,
 )
-from attnviz.errors import AttnvizError
+from attnviz.errors import AttnvizError, UsageError
 
 app = typer.Typer(
     name="attnviz",
@@ -91,7 +92,10 @@ def translate(
         console = stdout_console()
         for index, group in enumerate(groups):
             if len(groups) > 1:
-                console.rule(f"[{index + 1}] {group[0].source if group else ''}", style="dim")
+                from rich.text import Text
+
+                title = Text(f"[{index + 1}] {group[0].source if group else ''}")
+                console.rule(title, style="dim")
             render_text(group, console, values=values, scores=scores, show_table=table)
 
 
@@ -115,7 +119,9 @@ def info(
         path = resolve_model_path(model)
         checkpoint = load_checkpoint(path)
         network = build_model(checkpoint)
-        table = Table(title=str(path), show_header=False, title_justify="left")
+        from rich.text import Text
+
+        table = Table(title=Text(str(path)), show_header=False, title_justify="left")
         table.add_column("key", style="bold")
         table.add_column("value", overflow="fold")
         table.add_row("parameters", f"{network.parameter_count():,}")
@@ -211,6 +217,11 @@ def train(
         from attnviz.train import TrainConfig, read_parallel, read_tsv
         from attnviz.train import train as run_training
 
+        if out.is_dir():
+            raise UsageError(f"{out}: is a folder; give a checkpoint file name")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if not os.access(out.parent, os.W_OK):
+            raise UsageError(f"{out.parent}: folder is not writable")
         pairs = read_parallel(data, target) if target else read_tsv(data)
         valid_pairs = read_tsv(valid) if valid else None
         model_options = {
@@ -257,14 +268,18 @@ def train(
                 metadata={"command": command, "data": str(data)},
                 callback=progress.update,
             )
+        from rich.markup import escape
+
         status = (
             "interrupted"
             if result.interrupted
             else ("stopped early" if result.stopped_early else "done")
         )
         stderr_console().print(
-            f"{status}: {result.steps} steps in {result.seconds:.0f}s, best validation loss "
-            f"{result.best_valid_loss:.4f}; wrote {result.path}"
+            escape(
+                f"{status}: {result.steps} steps in {result.seconds:.0f}s, best validation loss "
+                f"{result.best_valid_loss:.4f}; wrote {result.path}"
+            )
         )
         if result.interrupted:
             raise typer.Exit(130)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from attnviz.cli_common import (
     BatchSizeOption,
@@ -23,6 +24,7 @@ from attnviz.cli_common import (
     errors,
     load_translator,
     sentences_from,
+    split_lines,
     stderr_console,
 )
 from attnviz.errors import InputError, UsageError
@@ -45,6 +47,8 @@ def _read_records(source: str) -> list[dict]:
         name = "stdin"
     else:
         path = Path(source)
+        if path.is_dir():
+            raise InputError(f"{path}: is a folder, not an alignment file")
         if not path.is_file():
             raise InputError(f"{path}: no such file")
         data = path.read_bytes()
@@ -54,7 +58,7 @@ def _read_records(source: str) -> list[dict]:
     except UnicodeDecodeError as err:
         raise InputError(f"{name}: not UTF-8 text (bad byte at offset {err.start})") from err
     records = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(split_lines(text), start=1):
         if not line.strip():
             continue
         try:
@@ -83,10 +87,13 @@ def _alignments_from(source: str, index: int | None, words: bool) -> list:
             if index is not None:
                 raise InputError(f"record {index} holds no alignment: {record['error']}")
             continue
-        for item in [record, *record.get("nbest", [])]:
+        others = record.get("nbest", [])
+        if not isinstance(others, list) or not all(isinstance(o, dict) for o in others):
+            raise InputError("bad alignment record: 'nbest' must be a list of records")
+        for item in [record, *others]:
             try:
                 alignment = Alignment.from_dict(item)
-            except ValueError as err:
+            except (ValueError, TypeError) as err:
                 raise InputError(f"bad alignment record: {err}") from err
             alignments.append(alignment.to_words() if words else alignment)
     return alignments
@@ -150,7 +157,7 @@ def heatmap(
         ) as renderer:
             for number, alignment in enumerate(drawable, start=1):
                 path = renderer.render(alignment, _numbered(out, number, len(drawable)))
-                console.print(f"wrote {path}")
+                console.print(f"wrote {escape(str(path))}")
 
 
 def export(
@@ -218,10 +225,22 @@ def export(
         )
         if nbest > beam:
             raise UsageError(f"nbest ({nbest}) cannot exceed the beam size ({beam})")
+        if input_file.is_dir():
+            raise InputError(f"{input_file}: is a folder, not a text file")
         if not input_file.is_file():
             raise InputError(f"{input_file}: no such file")
         translator = load_translator(model, device)
         console = stderr_console()
+        exporter = Exporter(
+            translator,
+            input_file,
+            out,
+            options,
+            resume=resume,
+            overwrite=overwrite,
+            on_warning=lambda message: console.print(f"[yellow]warning:[/] {escape(message)}"),
+        )
+        exporter.start()  # folder and input problems show before the progress bar
         bar = Progress(
             TextColumn("[bold]export"),
             BarColumn(),
@@ -231,6 +250,7 @@ def export(
             TextColumn("eta"),
             TimeRemainingColumn(),
             console=console,
+            transient=True,
         )
         with bar:
             task = bar.add_task("export", total=None, rate="0.0")
@@ -239,19 +259,10 @@ def export(
                 rate = report.done / max(report.elapsed, 1e-9)
                 bar.update(task, total=report.total, completed=report.done, rate=f"{rate:.1f}")
 
-            exporter = Exporter(
-                translator,
-                input_file,
-                out,
-                options,
-                resume=resume,
-                overwrite=overwrite,
-                on_progress=progress,
-                on_warning=lambda message: console.print(f"[yellow]warning:[/] {message}"),
-            )
+            exporter.on_progress = progress
             stats = exporter.run()
         console.print(
             f"exported {stats.records} sentences ({stats.empty} empty, {stats.failed} failed"
             f"{', ' + str(stats.figures) + ' figures' if figures else ''}) in "
-            f"{stats.seconds:.1f}s to {out}"
+            f"{stats.seconds:.1f}s to {escape(str(out))}"
         )

@@ -94,6 +94,9 @@ def errors() -> Iterator[None]:
         with contextlib.suppress(OSError):
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115
         raise typer.Exit(0) from None
+    except OSError as err:
+        where = f"{err.filename}: " if getattr(err, "filename", None) else ""
+        fail(f"{where}{err.strerror or err}")
     except MemoryError:
         fail("out of memory; try a smaller --batch-size or shorter input")
 
@@ -106,7 +109,7 @@ def read_stdin_lines() -> list[str]:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         raise InputError(f"stdin is not UTF-8 text (bad byte at offset {err.start})") from err
-    return text.splitlines()
+    return split_lines(text)
 
 
 def sentences_from(text: list[str] | None) -> list[str]:
@@ -115,6 +118,13 @@ def sentences_from(text: list[str] | None) -> list[str]:
         if not lines:
             raise InputError("stdin is empty: no sentences to translate")
         return lines
+    for number, sentence in enumerate(text, start=1):
+        try:
+            sentence.encode("utf-8")
+        except UnicodeEncodeError as err:
+            raise InputError(
+                f"argument {number} is not valid UTF-8 text (bad character at {err.start})"
+            ) from err
     return list(text)
 
 
@@ -129,3 +139,11 @@ def check_refs(refs: list[str] | None, sentences: list[str]) -> None:
         raise UsageError(
             f"got {len(refs)} --ref for {len(sentences)} sentences; give one per sentence"
         )
+
+
+def split_lines(text: str) -> list[str]:
+    """Lines split on \\n only (str.splitlines also splits on form feeds, U+2028, ...)."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line.removesuffix("\r") for line in lines]

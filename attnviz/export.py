@@ -54,9 +54,12 @@ class ExportOptions:
     dpi: int = 100
 
     def fingerprint(self) -> dict[str, Any]:
-        """Options that change the output (a resumed run must use the same)."""
+        """Options that can change the output bytes (a resumed run must use the same).
+
+        Batch size is one: float sums over differently shaped batches differ in the last bits.
+        """
         values = asdict(self)
-        for key in ("batch_size", "strict", "workers"):
+        for key in ("strict", "workers"):
             values.pop(key)
         return values
 
@@ -203,6 +206,10 @@ class Exporter:
             raise UsageError("--resume and --overwrite exclude each other")
         if options.chunk_lines < 1:
             raise UsageError("chunk size must be at least 1")
+        if options.batch_size < 1:
+            raise UsageError(f"batch size must be at least 1, not {options.batch_size}")
+        if options.figures and not 1 <= options.dpi <= 9999:
+            raise UsageError(f"dpi must be between 1 and 9999, not {options.dpi}")
         self.translator = translator
         self.input_path = Path(input_path)
         self.out_dir = Path(out_dir)
@@ -211,6 +218,7 @@ class Exporter:
         self.overwrite = overwrite
         self.on_progress = on_progress
         self.on_warning = on_warning or (lambda message: None)
+        self._started: tuple[dict[str, Any], dict[str, Any] | None] | None = None
 
     # paths
     def _partial(self, name: str) -> Path:
@@ -273,13 +281,22 @@ class Exporter:
                     shutil.rmtree(folder)
         return None
 
+    def start(self) -> None:
+        """Check the input and the output folder; after this, an interruption can be resumed."""
+        if self._started is not None:
+            return
+        identity = self._identity()
+        journal = self._prepare(identity)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self._started = (identity, journal)
+
     def run(self) -> ExportStats:
         options = self.options
         start = time.perf_counter()
-        identity = self._identity()
-        journal = self._prepare(identity)
+        self.start()
+        assert self._started is not None
+        identity, journal = self._started
         out = self.out_dir
-        out.mkdir(parents=True, exist_ok=True)
         stats = ExportStats()
         total = count_lines(self.input_path)
         done_lines = 0
@@ -292,11 +309,25 @@ class Exporter:
                 setattr(stats, key, int(prior.get(key, 0)))
             stats.resumed_from = done_lines
         for name in (JSONL, PHARAOH):
-            partial = self._partial(name)
+            partial, final = self._partial(name), out / name
+            if journal is not None and not partial.exists() and final.exists():
+                os.replace(final, partial)  # the last run died while finishing: take it back
             if not partial.exists():
+                if sizes[name]:
+                    raise UsageError(
+                        f"{out}: the unfinished export there lacks {partial.name}; "
+                        "start again with --overwrite"
+                    )
                 partial.touch()
+            if partial.stat().st_size < sizes[name]:
+                raise UsageError(
+                    f"{out}: {partial.name} is shorter than its journal says; "
+                    "start again with --overwrite"
+                )
             with partial.open("r+b") as stream:  # drop anything after the last commit
                 stream.truncate(sizes[name])
+        if journal is None:  # from now on an interrupted run can be resumed
+            self._write_journal(identity, done_lines, sizes, stats)
         if options.npz:
             self._parts.mkdir(exist_ok=True)
         if options.figures:
@@ -367,11 +398,11 @@ class Exporter:
                 stats.records += 1
             if options.npz:
                 for alignment in group:
-                    name = str(index) if len(group) == 1 else f"{index}-{alignment.rank}"
+                    name = str(index) if options.nbest == 1 else f"{index}-{alignment.rank}"
                     arrays.append((name, alignment.weights))
             if pool is not None and best.shape[0] and best.shape[1]:
                 for alignment in group:
-                    name = str(index) if len(group) == 1 else f"{index}-{alignment.rank}"
+                    name = str(index) if options.nbest == 1 else f"{index}-{alignment.rank}"
                     pool.submit(alignment, self.out_dir / FIGURES / f"{name}.{options.figures}")
                     stats.figures += 1
         # everything of this chunk must be on disk before the journal says so
@@ -391,9 +422,14 @@ class Exporter:
                 stream.flush()
                 os.fsync(stream.fileno())
             sizes[name] += len(data)
+        self._write_journal(identity, chunk[-1][0] + 1, sizes, stats)
+
+    def _write_journal(
+        self, identity: dict[str, Any], lines_done: int, sizes: dict[str, int], stats: ExportStats
+    ) -> None:
         journal = {
             "identity": identity,
-            "lines_done": chunk[-1][0] + 1,
+            "lines_done": lines_done,
             "sizes": dict(sizes),
             "stats": {
                 "records": stats.records,
@@ -450,8 +486,9 @@ class Exporter:
 
         out = self.out_dir
         if self.options.npz:
-            parts = sorted(self._parts.glob("*.npz"))
-            _merge_npz(parts, out / NPZ)
+            parts = sorted(self._parts.glob("*.npz")) if self._parts.exists() else []
+            if parts or not (out / NPZ).exists():
+                _merge_npz(parts, out / NPZ)
         os.replace(self._partial(JSONL), out / JSONL)
         os.replace(self._partial(PHARAOH), out / PHARAOH)
         model_path = getattr(self.translator, "path", None)

@@ -50,7 +50,7 @@ def resolve_model_path(name_or_path: str | os.PathLike[str] | None) -> Path:
     if name_or_path is None or str(name_or_path) == "":
         name_or_path = DEFAULT_MODEL
     candidate = Path(name_or_path).expanduser()
-    if candidate.exists():
+    if candidate.is_file():
         return candidate
     wanted = str(name_or_path).removesuffix(".pt")
     models = sample_models()
@@ -59,5 +59,7 @@ def resolve_model_path(name_or_path: str | os.PathLike[str] | None) -> Path:
             if not model.path.is_file():
                 raise CheckpointError(f"{model.path}: bundled model {wanted!r} is missing")
             return model.path
+    if candidate.exists():
+        return candidate  # a folder or other non-file: the checkpoint loader says what is wrong
     names = ", ".join(m.name for m in models) or "none found"
     raise CheckpointError(f"{name_or_path}: no such file or bundled model (bundled: {names})")

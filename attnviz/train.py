@@ -119,7 +119,10 @@ def _read_lines(file: Path) -> list[str]:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         raise InputError(f"{file}: not UTF-8 text (bad byte at offset {err.start})") from err
-    return text.splitlines()
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line.removesuffix("\r") for line in lines]
 
 
 def corpus_hash(pairs: Sequence[tuple[str, str]]) -> str:
@@ -434,6 +437,10 @@ def _check(config: TrainConfig) -> None:
         raise UsageError("batch size must be at least 1")
     if config.epochs < 1 and not config.max_steps:
         raise UsageError("epochs must be at least 1")
+    if config.max_steps is not None and config.max_steps < 1:
+        raise UsageError(f"steps must be at least 1, not {config.max_steps}")
+    if config.threads is not None and config.threads < 1:
+        raise UsageError(f"threads must be at least 1, not {config.threads}")
     if not 0.0 < config.lr_decay <= 1.0:
         raise UsageError("learning-rate decay must be in (0, 1]; 1 turns it off")
     if not 0.0 < config.valid_fraction < 1.0:

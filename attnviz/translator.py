@@ -20,7 +20,7 @@ from attnviz.decoding import (
     greedy_decode,
 )
 from attnviz.device import resolve_device
-from attnviz.errors import InputError, UsageError
+from attnviz.errors import CheckpointError, InputError, TokenizerError, UsageError
 from attnviz.samples import resolve_model_path
 from attnviz.tokenizer import Tokenizer
 
@@ -37,8 +37,11 @@ class Translator:
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.checkpoint = checkpoint
         self.config = checkpoint.config
-        self.src_tokenizer = Tokenizer(checkpoint.src_spm)
-        self.tgt_tokenizer = Tokenizer(checkpoint.tgt_spm)
+        try:
+            self.src_tokenizer = Tokenizer(checkpoint.src_spm)
+            self.tgt_tokenizer = Tokenizer(checkpoint.tgt_spm)
+        except TokenizerError as err:
+            raise CheckpointError(f"{checkpoint.path or 'checkpoint'}: {err}") from err
         self.model = build_model(checkpoint, self.device)
 
     @property
@@ -111,6 +114,13 @@ class Translator:
             raise UsageError(
                 f"got {len(refs)} references for {len(sentences)} sentences; give one per sentence"
             )
+        for number, text in enumerate(sentences, start=1):
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as err:
+                raise InputError(
+                    f"sentence {number} is not valid UTF-8 text (bad character at {err.start})"
+                ) from err
         source_ids = [self._source_ids(text) for text in sentences]
         for number, ids in enumerate(source_ids, start=1):
             if len(ids) > MAX_SOURCE_TOKENS:
@@ -121,10 +131,12 @@ class Translator:
         ref_ids = [self.tgt_tokenizer.encode(r) for r in refs] if refs is not None else None
         results: list[list[Alignment] | None] = [None] * len(sentences)
         order = sorted(range(len(sentences)), key=lambda i: len(source_ids[i]))
-        todo = [i for i in order if sentences[i].strip()]
-        for i in order:
-            if not sentences[i].strip():
-                results[i] = [self._empty(sentences[i], words)]
+        eos = self.config.eos_id if self.config.src_eos else None
+        # nothing to translate: blank, or only characters the tokenizer drops
+        blank = {i for i in order if not [t for t in source_ids[i] if t != eos]}
+        todo = [i for i in order if i not in blank]
+        for i in blank:
+            results[i] = [self._empty(sentences[i], words)]
         for batch in _chunks(todo, batch_size):
             hypotheses = self._decode_batch(
                 [source_ids[i] for i in batch],

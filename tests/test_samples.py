@@ -47,7 +47,9 @@ def test_model_translates_held_out_sentences(name, held_out):
 
     translator = load_model(name)
     alignments = translator.translate([pair.english for pair in held_out], batch_size=12)
-    correct = sum(a.translation == pair.korean for a, pair in zip(alignments, held_out, strict=True))
+    correct = sum(
+        a.translation == pair.korean for a, pair in zip(alignments, held_out, strict=True)
+    )
     assert correct >= len(held_out) - 1, [
         (a.translation, p.korean) for a, p in zip(alignments, held_out, strict=True)
     ]

@@ -49,6 +49,12 @@ def _shorten(token: str, limit: int = MAX_TOKEN_CELLS) -> str:
     return out + "…"
 
 
+def _weight_text(value: float) -> str:
+    """A weight in three cells: ".42", and "1.0" for anything that rounds to 1."""
+    text = f"{value:.2f}"
+    return "1.0" if text.startswith("1") else text[1:]
+
+
 def _display(token: str) -> str:
     # printable even for control characters or empty pieces
     shown = "".join(ch if ch.isprintable() else "\ufffd" for ch in token)
@@ -106,10 +112,9 @@ class AttentionTable:
     # -- cells ------------------------------------------------------------------------------
 
     def _cell(self, value: float, weight: float, is_max: bool, width: int, color: bool) -> Text:
+        body = ""
         if self.values:
-            body = f"{value:.2f}" if self.scores else f"{value:.2f}"[1:] if value < 1 else "1.0"
-        else:
-            body = ""
+            body = f"{value:.2f}" if self.scores else _weight_text(value)
         if color:
             red, green, blue = _ramp(weight)
             background = Color.from_rgb(red, green, blue)
