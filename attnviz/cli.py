@@ -20,6 +20,7 @@ from attnviz.cli_common import (
     DeviceOption,
     ModelOption,
     NbestOption,
+    PrecisionOption,
     RefOption,
     ScoresOption,
     TextArgument,
@@ -59,6 +60,7 @@ def translate(
     text: TextArgument = None,
     model: ModelOption = None,
     device: DeviceOption = "auto",
+    precision: PrecisionOption = "auto",
     beam: BeamOption = 1,
     nbest: NbestOption = 1,
     ref: RefOption = None,
@@ -77,7 +79,7 @@ def translate(
     with errors():
         sentences = sentences_from(text)
         check_refs(ref, sentences)
-        translator = load_translator(model, device)
+        translator = load_translator(model, device, precision)
         groups = translator.translate_grouped(
             sentences, beam_size=beam, nbest=nbest, refs=ref, words=words, batch_size=batch_size
         )

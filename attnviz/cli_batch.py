@@ -15,6 +15,7 @@ from attnviz.cli_common import (
     DeviceOption,
     ModelOption,
     NbestOption,
+    PrecisionOption,
     RefOption,
     ScoresOption,
     TextArgument,
@@ -106,6 +107,7 @@ def heatmap(
     ] = Path("attention.png"),
     model: ModelOption = None,
     device: DeviceOption = "auto",
+    precision: PrecisionOption = "auto",
     beam: BeamOption = 1,
     nbest: NbestOption = 1,
     ref: RefOption = None,
@@ -144,7 +146,7 @@ def heatmap(
                 raise UsageError("--index works only with --from")
             sentences = sentences_from(text)
             check_refs(ref, sentences)
-            translator = load_translator(model, device)
+            translator = load_translator(model, device, precision)
             alignments = translator.translate(
                 sentences, beam_size=beam, nbest=nbest, refs=ref, words=words
             )
@@ -171,6 +173,7 @@ def export(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
     model: ModelOption = None,
     device: DeviceOption = "auto",
+    precision: PrecisionOption = "auto",
     beam: BeamOption = 1,
     nbest: NbestOption = 1,
     refs: Annotated[
@@ -229,7 +232,7 @@ def export(
             raise InputError(f"{input_file}: is a folder, not a text file")
         if not input_file.is_file():
             raise InputError(f"{input_file}: no such file")
-        translator = load_translator(model, device)
+        translator = load_translator(model, device, precision)
         console = stderr_console()
         exporter = Exporter(
             translator,

@@ -24,6 +24,13 @@ ModelOption = Annotated[
 DeviceOption = Annotated[
     str, typer.Option("--device", "-d", help="auto, cpu, cuda, cuda:N or mps.")
 ]
+PrecisionOption = Annotated[
+    str,
+    typer.Option(
+        "--precision",
+        help="auto (float64 on cpu, float32 elsewhere), float32 or float64 for decoding.",
+    ),
+]
 BeamOption = Annotated[int, typer.Option("--beam", "-b", help="Beam size; 1 is greedy.")]
 NbestOption = Annotated[
     int, typer.Option("--nbest", "-n", help="Hypotheses per sentence (≤ beam).")
@@ -128,10 +135,10 @@ def sentences_from(text: list[str] | None) -> list[str]:
     return list(text)
 
 
-def load_translator(model: str | None, device: str):
+def load_translator(model: str | None, device: str, precision: str = "auto"):
     from attnviz.translator import load_model
 
-    return load_model(model, device=device)
+    return load_model(model, device=device, precision=precision)
 
 
 def check_refs(refs: list[str] | None, sentences: list[str]) -> None:

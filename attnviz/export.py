@@ -237,9 +237,11 @@ class Exporter:
         return file_sha256(Path(path)) if path else None
 
     def _identity(self) -> dict[str, Any]:
+        dtype = getattr(self.translator, "dtype", None)
         return {
             "input_sha256": file_sha256(self.input_path),
             "model_sha256": self._model_hash(),
+            "precision": str(dtype).removeprefix("torch.") if dtype is not None else None,
             "options": self.options.fingerprint(),
         }
 
@@ -498,6 +500,7 @@ class Exporter:
             "model_sha256": identity["model_sha256"],
             "input": str(self.input_path),
             "input_sha256": identity["input_sha256"],
+            "precision": identity["precision"],
             "options": self.options.fingerprint(),
             "counts": {
                 "lines": stats.lines,

@@ -206,7 +206,8 @@ class AttnDecoder(nn.Module):
         self.output = nn.Linear(q, config.tgt_vocab_size)
 
     def initial_state(self, rnn_state: Any, batch: int, device: torch.device) -> DecoderState:
-        zeros = torch.zeros(batch, self.config.decoder_hidden_size, device=device)
+        dtype = self.embedding.weight.dtype
+        zeros = torch.zeros(batch, self.config.decoder_hidden_size, device=device, dtype=dtype)
         return DecoderState(rnn_state, zeros)
 
     def step(

@@ -25,6 +25,22 @@ from attnviz.samples import resolve_model_path
 from attnviz.tokenizer import Tokenizer
 
 MAX_SOURCE_TOKENS = 1000
+PRECISIONS = ("auto", "float32", "float64")
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
+    """``auto``: float64 on the CPU, float32 on accelerators (mps has no float64).
+
+    In float64 a sentence's attention does not depend on the batch it is decoded in, to the
+    last bit; in float32 matrix kernels chosen by batch shape leave differences near 1e-5.
+    """
+    if precision not in PRECISIONS:
+        raise UsageError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        return torch.float64 if device.type == "cpu" else torch.float32
+    if precision == "float64" and device.type == "mps":
+        raise UsageError("mps has no float64; use --precision float32 there")
+    return torch.float64 if precision == "float64" else torch.float32
 
 
 class Translator:
@@ -33,8 +49,14 @@ class Translator:
     ``model`` is the torch module; ``checkpoint`` the loaded file (config, metadata).
     """
 
-    def __init__(self, checkpoint: Checkpoint, device: str | torch.device = "cpu") -> None:
+    def __init__(
+        self,
+        checkpoint: Checkpoint,
+        device: str | torch.device = "cpu",
+        precision: str = "auto",
+    ) -> None:
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
+        self.dtype = resolve_precision(precision, self.device)
         self.checkpoint = checkpoint
         self.config = checkpoint.config
         try:
@@ -42,7 +64,7 @@ class Translator:
             self.tgt_tokenizer = Tokenizer(checkpoint.tgt_spm)
         except TokenizerError as err:
             raise CheckpointError(f"{checkpoint.path or 'checkpoint'}: {err}") from err
-        self.model = build_model(checkpoint, self.device)
+        self.model = build_model(checkpoint, self.device).to(self.dtype)
 
     @property
     def path(self) -> Path | None:
@@ -244,9 +266,14 @@ def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
 
 
 def load_model(
-    name_or_path: str | os.PathLike[str] | None = None, device: str = "cpu"
+    name_or_path: str | os.PathLike[str] | None = None,
+    device: str = "cpu",
+    precision: str = "auto",
 ) -> Translator:
-    """Load a checkpoint (a path, or the name of a bundled sample model) on ``device``."""
+    """Load a checkpoint (a path, or the name of a bundled sample model) on ``device``.
+
+    ``precision``: ``auto`` (float64 on the CPU, float32 elsewhere), ``float32`` or ``float64``.
+    """
     target = resolve_device(device)
     path = resolve_model_path(name_or_path)
-    return Translator(load_checkpoint(path, map_location=target), target)
+    return Translator(load_checkpoint(path, map_location=target), target, precision)

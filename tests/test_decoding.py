@@ -153,3 +153,37 @@ def test_lstm_batch_equals_alone(spm_models):
     batched = translator.translate(SENTENCES, beam_size=3)
     for sentence, alignment in zip(SENTENCES, batched, strict=True):
         assert_same(alignment, translator.translate(sentence, beam_size=3)[0])
+
+
+def test_float32_batch_equals_alone_within_tolerance(spm_models):
+    """float32 kernels depend on batch shape; the difference must stay below 1e-5."""
+    from conftest import make_checkpoint
+
+    from attnviz.translator import Translator
+
+    for attention in ("additive", "dot", "general"):
+        translator = Translator(make_checkpoint(spm_models, attention), "cpu", "float32")
+        assert translator.dtype.is_floating_point and str(translator.dtype) == "torch.float32"
+        for beam in (1, 3):
+            batched = translator.translate(SENTENCES, beam_size=beam, batch_size=4)
+            for sentence, alignment in zip(SENTENCES, batched, strict=True):
+                assert_same(alignment, translator.translate(sentence, beam_size=beam)[0])
+
+
+def test_float64_on_cpu_makes_batch_and_alone_bit_identical(translator):
+    assert str(translator.dtype) == "torch.float64"
+    batched = translator.translate(SENTENCES, beam_size=3, batch_size=4)
+    for sentence, alignment in zip(SENTENCES, batched, strict=True):
+        alone = translator.translate(sentence, beam_size=3)[0]
+        assert np.array_equal(alignment.weights, alone.weights)
+        assert np.array_equal(alignment.scores, alone.scores)
+
+
+def test_unknown_precision_lists_valid_ones(spm_models):
+    from conftest import make_checkpoint
+
+    from attnviz.errors import UsageError
+    from attnviz.translator import Translator
+
+    with pytest.raises(UsageError, match="auto, float32, float64"):
+        Translator(make_checkpoint(spm_models), "cpu", "float16")

@@ -55,3 +55,21 @@ def test_model_translates_held_out_sentences(name, held_out):
     ]
     for alignment in alignments:
         assert abs(alignment.weights.sum(axis=1) - 1).max() < 1e-5
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_bundled_model_batch_equals_alone(name, held_out):
+    """The acceptance check on real weights: float32 within 1e-5, float64 to the bit."""
+    import numpy as np
+
+    from attnviz import load_model
+
+    sentences = [pair.english for pair in held_out]
+    for precision, tolerance in (("float32", 1e-5), ("float64", 0.0)):
+        translator = load_model(name, precision=precision)
+        for beam in (1, 4):
+            batched = translator.translate(sentences, beam_size=beam, batch_size=len(sentences))
+            for sentence, alignment in zip(sentences, batched, strict=True):
+                alone = translator.translate(sentence, beam_size=beam)[0]
+                assert alone.tgt_tokens == alignment.tgt_tokens
+                assert np.abs(alone.weights - alignment.weights).max() <= tolerance
