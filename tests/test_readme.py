@@ -29,3 +29,13 @@ def test_ci_runs_the_readme_test_command_verbatim():
 def test_pictures_named_in_readme_exist():
     for path in re.findall(r"\]\((sample_models/[^)]+)\)", README):
         assert (ROOT / path).is_file(), path
+
+
+def test_python_api_snippet_runs(tmp_path, monkeypatch):
+    block = re.search(r"## Python API\n\n```python\n(.*?)```", README, flags=re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    assert namespace["best"].translation == "소년이 사과를 먹었다 ."
+    assert (tmp_path / "fig.png").read_bytes()[:4] == b"\x89PNG"
+    assert namespace["forced"][0].translation == "소년이 사과를 먹었다 ."
