@@ -125,14 +125,7 @@ def sentences_from(text: list[str] | None) -> list[str]:
         if not lines:
             raise InputError("stdin is empty: no sentences to translate")
         return lines
-    for number, sentence in enumerate(text, start=1):
-        try:
-            sentence.encode("utf-8")
-        except UnicodeEncodeError as err:
-            raise InputError(
-                f"argument {number} is not valid UTF-8 text (bad character at {err.start})"
-            ) from err
-    return list(text)
+    return list(text)  # text that is not valid UTF-8 is refused by the translator
 
 
 def load_translator(model: str | None, device: str, precision: str = "auto"):
