@@ -15,13 +15,8 @@ from typing import Any
 import numpy as np
 
 WORD_START = "\u2581"  # SentencePiece's "▁": a piece that starts a new word
-SPECIAL_TOKENS = frozenset({"</s>", "<s>", "<unk>", "<pad>"})
 NON_WORDS = frozenset({"</s>", "<s>", "<pad>"})  # left out of hard links; <unk> is a word
 LEVELS = ("pieces", "words")
-
-
-def is_special(token: str) -> bool:
-    return token in SPECIAL_TOKENS
 
 
 def word_groups(tokens: list[str]) -> list[list[int]]:
@@ -86,6 +81,23 @@ class Alignment:
         object.__setattr__(self, "scores", scores)
         object.__setattr__(self, "token_logprobs", logprobs)
 
+    @classmethod
+    def empty(
+        cls, source: str, translation: str = "", *, score: float = 0.0, **fields: Any
+    ) -> Alignment:
+        """An alignment with no tokens, e.g. for a blank input line."""
+        return cls(
+            source=source,
+            translation=translation,
+            src_tokens=[],
+            tgt_tokens=[],
+            weights=np.zeros((0, 0), np.float32),
+            scores=np.zeros((0, 0), np.float32),
+            token_logprobs=np.zeros(0, np.float32),
+            score=score,
+            **fields,
+        )
+
     @property
     def shape(self) -> tuple[int, int]:
         """(T, S)."""
@@ -146,14 +158,9 @@ class Alignment:
         if self.level == "words":
             return self
         if not self.src_tokens or not self.tgt_tokens:
-            return Alignment(
-                source=self.source,
-                translation=self.translation,
-                src_tokens=[],
-                tgt_tokens=[],
-                weights=np.zeros((0, 0), np.float32),
-                scores=np.zeros((0, 0), np.float32),
-                token_logprobs=np.zeros(0, np.float32),
+            return Alignment.empty(
+                self.source,
+                self.translation,
                 score=self.score,
                 rank=self.rank,
                 level="words",
@@ -183,10 +190,6 @@ class Alignment:
             level="words",
             meta=dict(self.meta),
         )
-
-    def display_tokens(self) -> tuple[list[str], list[str]]:
-        """Tokens for display: pieces keep ▁ visible as a leading marker only where useful."""
-        return list(self.src_tokens), list(self.tgt_tokens)
 
     # -- serialisation ----------------------------------------------------------------------
 

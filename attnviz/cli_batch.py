@@ -226,8 +226,6 @@ def export(
             workers=workers,
             dpi=dpi,
         )
-        if nbest > beam:
-            raise UsageError(f"nbest ({nbest}) cannot exceed the beam size ({beam})")
         if input_file.is_dir():
             raise InputError(f"{input_file}: is a folder, not a text file")
         if not input_file.is_file():

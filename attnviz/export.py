@@ -206,6 +206,11 @@ class Exporter:
             raise UsageError("--resume and --overwrite exclude each other")
         if options.chunk_lines < 1:
             raise UsageError("chunk size must be at least 1")
+        if not 1 <= options.nbest <= options.beam:
+            raise UsageError(
+                f"nbest ({options.nbest}) must be at least 1 and at most the beam size "
+                f"({options.beam})"
+            )
         if options.batch_size < 1:
             raise UsageError(f"batch size must be at least 1, not {options.batch_size}")
         if options.figures and not 1 <= options.dpi <= 9999:
@@ -462,7 +467,7 @@ class Exporter:
         except InputError:
             pass  # one bad line spoils the batch: retry line by line to find it
         groups: list[list[Alignment] | None] = []
-        for (index, source, reference), _ in zip(todo, sources, strict=True):
+        for index, source, reference in todo:
             try:
                 one_ref = [reference or ""] if options.refs else None
                 groups.append(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from attnviz.alignment import WORD_START, word_groups
+from attnviz.alignment import word_groups
 from attnviz.errors import TokenizerError
 
 
@@ -22,7 +22,6 @@ class Tokenizer:
         except Exception as err:  # sentencepiece raises RuntimeError/OSError variants
             raise TokenizerError(f"cannot read the SentencePiece model: {err}") from err
         self._sp: Any = processor
-        self.model_bytes = bytes(model_bytes)
 
     @property
     def vocab_size(self) -> int:
@@ -40,27 +39,8 @@ class Tokenizer:
     def piece_to_id(self, piece: str) -> int:
         return int(self._sp.piece_to_id(piece))
 
-    def ids_to_pieces(self, ids: list[int]) -> list[str]:
-        return [self.id_to_piece(i) for i in ids]
-
     def decode(self, ids: list[int]) -> str:
         return str(self._sp.decode([int(i) for i in ids]))
-
-    @property
-    def pad_id(self) -> int:
-        return int(self._sp.pad_id())
-
-    @property
-    def unk_id(self) -> int:
-        return int(self._sp.unk_id())
-
-    @property
-    def bos_id(self) -> int:
-        return int(self._sp.bos_id())
-
-    @property
-    def eos_id(self) -> int:
-        return int(self._sp.eos_id())
 
     @staticmethod
     def word_map(pieces: list[str]) -> list[int]:
@@ -70,10 +50,6 @@ class Tokenizer:
             for position in group:
                 index[position] = word
         return index
-
-    @staticmethod
-    def words(pieces: list[str]) -> list[str]:
-        return ["".join(pieces[i] for i in g).replace(WORD_START, "") for g in word_groups(pieces)]
 
 
 def train_sentencepiece(

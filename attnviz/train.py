@@ -183,7 +183,6 @@ def train(
     from attnviz import __version__
     from attnviz.checkpoint import Checkpoint, save_checkpoint
     from attnviz.device import resolve_device
-    from attnviz.errors import AttnvizError
     from attnviz.model import ModelConfig, Seq2Seq
     from attnviz.tokenizer import Tokenizer
 
@@ -221,8 +220,6 @@ def train(
         model = Seq2Seq(model_config).to(target_device)
     except TypeError as err:
         raise UsageError(f"bad model option: {err}") from err
-    except AttnvizError:
-        raise
 
     def encode(data: Sequence[tuple[str, str]]) -> list[tuple[list[int], list[int]]]:
         encoded = []

@@ -5,9 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import torch
 
 from attnviz.alignment import Alignment
@@ -158,7 +156,7 @@ class Translator:
         blank = {i for i in order if not [t for t in source_ids[i] if t != eos]}
         todo = [i for i in order if i not in blank]
         for i in blank:
-            results[i] = [self._empty(sentences[i], words)]
+            results[i] = [Alignment.empty(sentences[i], level="words" if words else "pieces")]
         for batch in _chunks(todo, batch_size):
             hypotheses = self._decode_batch(
                 [source_ids[i] for i in batch],
@@ -172,20 +170,6 @@ class Translator:
                     self._alignment(sentences[i], source_ids[i], hyp, words) for hyp in hyps
                 ]
         return [r if r is not None else [] for r in results]
-
-    def iter_translate(
-        self,
-        sentences: Sequence[str],
-        **options: Any,
-    ) -> Iterator[list[Alignment]]:
-        """Yield one list of hypotheses per sentence, decoding ``batch_size`` at a time."""
-        batch_size = int(options.get("batch_size", 32))
-        refs = options.pop("refs", None)
-        for start in range(0, len(sentences), batch_size):
-            chunk_refs = refs[start : start + batch_size] if refs is not None else None
-            yield from self.translate_grouped(
-                sentences[start : start + batch_size], refs=chunk_refs, **options
-            )
 
     # -- internals --------------------------------------------------------------------------
 
@@ -244,20 +228,6 @@ class Translator:
             rank=hyp.rank,
         )
         return alignment.to_words() if words else alignment
-
-    @staticmethod
-    def _empty(source: str, words: bool) -> Alignment:
-        return Alignment(
-            source=source,
-            translation="",
-            src_tokens=[],
-            tgt_tokens=[],
-            weights=np.zeros((0, 0), np.float32),
-            scores=np.zeros((0, 0), np.float32),
-            token_logprobs=np.zeros(0, np.float32),
-            score=0.0,
-            level="words" if words else "pieces",
-        )
 
 
 def _chunks(items: list[int], size: int) -> Iterator[list[int]]:

@@ -197,9 +197,8 @@ class FigureRenderer:
             raise InputError(
                 f"cannot draw an empty alignment ({n_target} target × {n_source} source tokens)"
             )
-        src_tokens, tgt_tokens = alignment.display_tokens()
-        src_labels = [_label(token) for token in src_tokens]
-        tgt_labels = [_label(token) for token in tgt_tokens]
+        src_labels = [_label(token) for token in alignment.src_tokens]
+        tgt_labels = [_label(token) for token in alignment.tgt_tokens]
         matrix = np.ma.masked_invalid(alignment.scores if self.scores else alignment.weights)
         if self.scores:
             magnitudes = np.abs(matrix.compressed())
