@@ -391,3 +391,19 @@ def test_escape_sequences_in_tokens_and_translation_are_shown_not_sent(color):
         assert control_characters(re.sub(r"\x1b\[[0-9;]*m", "", text)) == set()
         for shown in [*SHOWN, "\\x1b[2J", "\\x1b[5mtitle"]:
             assert shown in text
+
+
+def test_render_text_takes_options_or_keywords():
+    outputs = []
+    for kwargs in (
+        {"options": RenderOptions(values="scores", numbers=True)},
+        {"values": True, "scores": True},
+    ):
+        console = Console(file=io.StringIO(), width=100, color_system=None, legacy_windows=False)
+        render_text([alignment()], console, **kwargs)
+        outputs.append(console.file.getvalue())
+    assert outputs[0] == outputs[1]
+    assert "-0.51●" in outputs[0]  # log(0.60 + 1e-3), the row's largest weight
+    console = Console(file=io.StringIO(), width=100, color_system=None)
+    render_text([alignment()], console, show_table=False)
+    assert console.file.getvalue() == "집이 크다 .  (score -2.500)\n"

@@ -312,7 +312,7 @@ class FigureRenderer:
 
 
 def _cell_text(values: View) -> np.ndarray:
-    """[T, S] strings for the cells: two decimals for weights, one for scores; ``nan``,
+    """[T, S] strings for the cells: two decimals for weights in [0, 1], one otherwise; ``nan``,
     ``inf`` and ``−inf`` where the value is not finite."""
     matrix = values.matrix
     decimals = 2 if values.bounded else 1

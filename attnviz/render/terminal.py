@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from rich.cells import cell_len
@@ -26,7 +27,7 @@ from rich.text import Text
 
 from attnviz.alignment import Alignment
 from attnviz.options import RenderOptions
-from attnviz.render.values import View, view
+from attnviz.render.values import View, render_options, view
 from attnviz.text import visible
 
 SHADES = " ·░▒▓█"
@@ -112,16 +113,14 @@ class AttentionTable:
         """Cells of the widest value cell, the ● (or the space kept for it) included."""
         matrix = self.view.matrix
         finite = matrix[np.isfinite(matrix)]
-        # "nan", "inf", "-inf" and the mark's place
-        special = max(
-            (len(_number(v, True)) + 1 for v in np.unique(matrix[~np.isfinite(matrix)])),
-            default=0,
+        special = max(  # "nan", "inf", "-inf"
+            (len(_number(v, True)) for v in np.unique(matrix[~np.isfinite(matrix)])), default=0
         )
-        if not self.options.numbers:
-            return max(3, special)
-        widest = 3
-        if finite.size and not self.view.bounded:
-            widest = max(len(_number(float(v), False)) for v in (finite.min(), finite.max()))
+        widest = 2  # two shade glyphs
+        if self.options.numbers:
+            widest = 3  # a weight: ".42"
+            if finite.size and not self.view.bounded:
+                widest = max(len(_number(float(v), False)) for v in (finite.min(), finite.max()))
         return max(widest, special) + 1
 
     def _plan(self, width: int) -> _Plan | None:
@@ -262,10 +261,17 @@ def translation_line(alignment: Alignment, numbered: bool) -> Text:
 
 
 def render_text(
-    alignments: Iterable[Alignment], console: Console, options: RenderOptions | None = None
+    alignments: Iterable[Alignment],
+    console: Console,
+    options: RenderOptions | None = None,
+    **keywords: Any,
 ) -> None:
-    """Print each alignment's translation, then (unless ``show_table`` is off) its table."""
-    options = options or RenderOptions()
+    """Print each alignment's translation, then (unless ``show_table`` is off) its table.
+
+    Takes RenderOptions, or the keywords of :func:`attnviz.render.values.render_options`
+    (``values=True`` for numbers in the cells, ``scores=True``, ``show_table``).
+    """
+    options = render_options(options, **keywords)
     alignments = list(alignments)
     numbered = len(alignments) > 1
     for alignment in alignments:
