@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from attnviz.cli.app import app
 from attnviz.cli.common import (
@@ -25,6 +24,7 @@ from attnviz.cli.common import (
     check_refs,
     errors,
     load_translator,
+    safe_text,
     sentences_from,
     split_lines,
     stderr_console,
@@ -135,8 +135,12 @@ def heatmap(
     """Draw attention heatmaps to PNG, SVG or PDF files."""
     with errors():
         from attnviz.render.figure import FigureRenderer, figure_format
+        from attnviz.render.values import render_options
 
         figure_format(out)  # fail on a bad suffix before any work
+        look = render_options(
+            values=values, scores=scores, cmap=cmap, dpi=dpi, title=title, font=font
+        )
         if not out.parent.exists():
             raise UsageError(f"{out.parent}: folder does not exist")
         if from_file is not None:
@@ -156,12 +160,10 @@ def heatmap(
         if not drawable:
             raise InputError("nothing to draw: every alignment is empty")
         console = stderr_console()
-        with FigureRenderer(
-            values=values, scores=scores, cmap=cmap, dpi=dpi, title=title, font=font
-        ) as renderer:
+        with FigureRenderer(look) as renderer:
             for number, alignment in enumerate(drawable, start=1):
                 path = renderer.render(alignment, _numbered(out, number, len(drawable)))
-                console.print(f"wrote {escape(str(path))}")
+                console.print(safe_text(f"wrote {path}"))
 
 
 @app.command()
@@ -242,7 +244,7 @@ def export(
             options,
             resume=resume,
             overwrite=overwrite,
-            on_warning=lambda message: console.print(f"[yellow]warning:[/] {escape(message)}"),
+            on_warning=lambda message: console.print(safe_text(message, "warning:", "yellow")),
         )
         exporter.start()  # folder and input problems show before the progress bar
         bar = Progress(
@@ -266,7 +268,9 @@ def export(
             exporter.on_progress = progress
             stats = exporter.run()
         console.print(
-            f"exported {stats.records} sentences ({stats.empty} empty, {stats.failed} failed"
-            f"{', ' + str(stats.figures) + ' figures' if figures else ''}) in "
-            f"{stats.seconds:.1f}s to {escape(str(out))}"
+            safe_text(
+                f"exported {stats.records} sentences ({stats.empty} empty, {stats.failed} failed"
+                f"{', ' + str(stats.figures) + ' figures' if figures else ''}) in "
+                f"{stats.seconds:.1f}s to {out}"
+            )
         )

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from attnviz.cli.app import app
-from attnviz.cli.common import DeviceOption, errors, stderr_console
+from attnviz.cli.common import DeviceOption, errors, safe_text, stderr_console
 from attnviz.errors import UsageError
 
 
@@ -132,15 +132,13 @@ def train(
                 metadata={"command": command, "data": str(data)},
                 callback=progress.update,
             )
-        from rich.markup import escape
-
         status = (
             "interrupted"
             if result.interrupted
             else ("stopped early" if result.stopped_early else "done")
         )
         stderr_console().print(
-            escape(
+            safe_text(
                 f"{status}: {result.steps} steps in {result.seconds:.0f}s, best validation loss "
                 f"{result.best_valid_loss:.4f}; wrote {result.path}"
             )

@@ -52,7 +52,10 @@ def translate(
 ) -> None:
     """Translate sentences and show where the decoder looked."""
     with errors():
+        from attnviz.render.values import render_options
+
         options = decode_options(beam=beam, nbest=nbest, words=words, batch_size=batch_size)
+        look = render_options(values=values, scores=scores, show_table=table)
         sentences = sentences_from(text)
         check_refs(ref, sentences)
         translator = load_translator(model, device, precision)
@@ -69,10 +72,11 @@ def translate(
         from rich.text import Text
 
         from attnviz.render.terminal import render_text
+        from attnviz.text import visible
 
         console = stdout_console()
         for index, group in enumerate(groups):
             if len(groups) > 1:
-                title = Text(f"[{index + 1}] {group[0].source if group else ''}")
+                title = Text(f"[{index + 1}] {visible(group[0].source) if group else ''}")
                 console.rule(title, style="dim")
-            render_text(group, console, values=values, scores=scores, show_table=table)
+            render_text(group, console, look)
