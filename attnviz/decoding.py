@@ -6,17 +6,28 @@ sentence, a list of :class:`Hypothesis` (best first) whose ``weights``/``scores`
 
 A sentence's result never depends on the other sentences of its batch: the encoder packs
 padding away, attention masks it, and the output length limit is per sentence.
+
+The loops stay on the device: per step they read back one number (how many sentences are
+done), sentences that are done leave the batch, and everything recorded goes to the host
+once, after the last step.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from attnviz.model import Seq2Seq, pad_batch
+from attnviz.attention import AdditiveAttention, DotAttention, GeneralAttention
+from attnviz.model import DecoderState, ModelConfig, Seq2Seq, pad_batch
 from attnviz.options import DEFAULT_LENGTH_PENALTY
+
+#: Drop finished rows from the batch once at least this share of them is done.
+COMPACT_SHARE = 0.25
 
 
 def max_output_length(source_length: int) -> int:
@@ -45,6 +56,299 @@ def _length_limits(lengths: torch.Tensor, max_length: int | None) -> list[int]:
     return limits
 
 
+# -- the decoder step for inference -----------------------------------------------------------
+
+# The config fields whose every value _FastStep implements; a field added later falls back to
+# AttnDecoder.step unless it has its default value.
+_FAST_FIELDS = frozenset(
+    {
+        "src_vocab_size",
+        "tgt_vocab_size",
+        "embedding_size",
+        "hidden_size",
+        "decoder_hidden_size",
+        "attention_size",
+        "attention",
+        "rnn",
+        "encoder_layers",
+        "decoder_layers",
+        "bidirectional",
+        "dropout",
+        "input_feeding",
+        "attn_concat_order",
+        "attn_out_bias",
+        "attn_out_tanh",
+        "src_eos",
+        "pad_id",
+        "unk_id",
+        "bos_id",
+        "eos_id",
+    }
+)
+
+
+def _fast_step_applies(model: Seq2Seq) -> bool:
+    config = model.config
+    for field in dataclasses.fields(ModelConfig):
+        if field.name in _FAST_FIELDS:
+            continue
+        if field.default is dataclasses.MISSING or getattr(config, field.name) != field.default:
+            return False
+    decoder = model.decoder
+    rnn = decoder.rnn
+    return (
+        not (decoder.training and config.dropout > 0)
+        and type(decoder.attention) in (AdditiveAttention, DotAttention, GeneralAttention)
+        and isinstance(rnn, torch.nn.GRU | torch.nn.LSTM)
+        and rnn.bias
+        and not rnn.bidirectional
+        and getattr(rnn, "proj_size", 0) == 0
+    )
+
+
+class _FastStep:
+    """:meth:`AttnDecoder.step` for inference (no dropout), the same maths in fewer operations.
+
+    The first RNN layer's input is ``[embedding(prev); attentional]``: its embedding half and
+    the input bias are folded into one table ``[V, G*Q]`` (G = 3 gates for a GRU, 4 for an
+    LSTM), so a step looks its row up instead of running a matrix product.
+
+    In float64 the cells are torch's fused ``gru_cell``/``lstm_cell``. Below float64, tanh is
+    computed as ``2 sigmoid(2x) - 1`` with the factor 2 folded into the weights (torch's
+    float32 tanh is several times slower than its sigmoid on the CPU; the two differ by at
+    most 2e-7): an LSTM's four gates then come from one matrix product and one sigmoid, the
+    additive scorer's ``v . tanh(a)`` is ``2 v . sigmoid(2a) - sum(v)``.
+    """
+
+    def __init__(self, model: Seq2Seq) -> None:
+        decoder = model.decoder
+        config = model.config
+        self.exact = decoder.embedding.weight.dtype == torch.float64
+        cells = _ExactCells if self.exact else _SigmoidCells
+        self.cells = cells(decoder.rnn, decoder.embedding.weight, config)
+        attention = decoder.attention
+        self.attention = attention
+        self.additive = None
+        if isinstance(attention, AdditiveAttention):
+            factor = 1 if self.exact else 2
+            bias = attention.W.bias
+            self.additive = (
+                factor * attention.W.weight,  # [D, Q]
+                None if bias is None else factor * bias,
+                attention.v,  # [D]
+                attention.v.sum(),
+            )
+        self.context_first = config.attn_concat_order == "context_first"
+        self.tanh = config.attn_out_tanh
+        weight, bias = decoder.combine.weight, decoder.combine.bias
+        if self.tanh and not self.exact:
+            weight, bias = 2 * weight, None if bias is None else 2 * bias
+        self.combine = (weight, bias)
+        self.output = (decoder.output.weight, decoder.output.bias)
+
+    #: keys, projected keys and padding may be given once per group of K consecutive rows
+    grouped = True
+
+    def __call__(
+        self,
+        prev_tokens: torch.Tensor,
+        state: DecoderState,
+        keys: torch.Tensor,
+        projected_keys: torch.Tensor,
+        padding: torch.Tensor,
+    ) -> tuple[torch.Tensor, DecoderState, torch.Tensor, torch.Tensor]:
+        """prev_tokens [R]; keys [G, N, H], projected keys [G, N, *] and padding [G, N] (True
+        at padding) shared by K = R / G consecutive rows (the beams of a sentence) -> logits
+        [R, V], new state, weights [R, N], scores [R, N]."""
+        query, rnn_state = self.cells(prev_tokens, state)  # query [R, Q]: top layer's state
+        rows, groups = query.size(0), keys.size(0)
+        grouped = query.view(groups, rows // groups, -1)  # [G, K, Q]
+        if self.additive is not None:
+            weight, bias, v, v_sum = self.additive
+            hidden = F.linear(grouped, weight, bias).unsqueeze(2) + projected_keys.unsqueeze(1)
+            if self.exact:  # [G, K, N, D]: W q + U h
+                scores = hidden.tanh_() @ v  # [G, K, N]
+            else:  # [G, K, N, D]: 2 W q + 2 U h
+                scores = (hidden.sigmoid_() @ v).mul_(2).sub_(v_sum)
+        else:  # dot and general: q . (W_a) h
+            scores = torch.bmm(grouped, projected_keys.transpose(1, 2))  # [G, K, N]
+        masked = scores.masked_fill(padding.unsqueeze(1), float("-inf"))
+        weights = torch.softmax(masked, dim=-1)  # [G, K, N]
+        context = torch.bmm(weights, keys).view(rows, -1)  # [G, K, N] @ [G, N, H] -> [R, H]
+        weights, scores = weights.view(rows, -1), scores.view(rows, -1)
+        parts = [context, query] if self.context_first else [query, context]
+        attentional = F.linear(torch.cat(parts, dim=-1), *self.combine)  # [B, Q]
+        if self.tanh:
+            attentional = (
+                torch.tanh(attentional)
+                if self.exact
+                else torch.sigmoid(attentional).mul_(2).sub_(1)  # the 2 is in the weights
+            )
+        logits = F.linear(attentional, *self.output)  # [B, V]
+        return logits, DecoderState(rnn_state, attentional), weights, scores
+
+    def prepare_keys(self, projected_keys: torch.Tensor) -> torch.Tensor:
+        """The scorer's projected keys (from Seq2Seq.encode) in the form __call__ wants."""
+        if self.additive is not None and not self.exact:
+            return projected_keys * 2
+        return projected_keys
+
+
+def _layer_weights(rnn: torch.nn.RNNBase, layer: int) -> tuple[torch.Tensor, ...]:
+    return tuple(
+        getattr(rnn, f"{name}_l{layer}")
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+    )
+
+
+class _ExactCells:
+    """The decoder RNN with torch's fused cells (exact tanh), layer 0 fed by the table."""
+
+    def __init__(self, rnn: torch.nn.RNNBase, embedding: torch.Tensor, config) -> None:
+        self.lstm = config.rnn == "lstm"
+        w_ih, _, b_ih, _ = _layer_weights(rnn, 0)  # w_ih [G*Q, E (+ Q)]
+        size = embedding.size(1)
+        self.table = F.linear(embedding, w_ih[:, :size], b_ih)  # [V, G*Q]
+        self.feed_weight = w_ih[:, size:]  # [G*Q, Q], or [G*Q, 0] without input feeding
+        self.layers = [_layer_weights(rnn, layer) for layer in range(config.decoder_layers)]
+
+    def __call__(self, prev_tokens: torch.Tensor, state: DecoderState) -> tuple[Any, Any]:
+        input_bias = self.table.index_select(0, prev_tokens)  # [B, G*Q]
+        feed = state.attentional[:, : self.feed_weight.size(1)]  # [B, Q] or [B, 0]
+        if self.lstm:
+            hidden, cell = state.rnn  # [L, B, Q] each
+            hiddens, cells = [], []
+            for layer, (w_ih, w_hh, b_ih, b_hh) in enumerate(self.layers):
+                if layer == 0:
+                    h, c = torch.lstm_cell(
+                        feed, (hidden[0], cell[0]), self.feed_weight, w_hh, input_bias, b_hh
+                    )
+                else:
+                    h, c = torch.lstm_cell(h, (hidden[layer], cell[layer]), w_ih, w_hh, b_ih, b_hh)
+                hiddens.append(h)
+                cells.append(c)
+            return h, (torch.stack(hiddens), torch.stack(cells))
+        hidden = state.rnn
+        hiddens = []
+        for layer, (w_ih, w_hh, b_ih, b_hh) in enumerate(self.layers):
+            if layer == 0:
+                h = torch.gru_cell(feed, hidden[0], self.feed_weight, w_hh, input_bias, b_hh)
+            else:
+                h = torch.gru_cell(h, hidden[layer], w_ih, w_hh, b_ih, b_hh)
+            hiddens.append(h)
+        return h, torch.stack(hiddens)
+
+
+class _SigmoidCells:
+    """The decoder RNN in plain operations, tanh(x) as 2 sigmoid(2x) - 1.
+
+    LSTM: the gates are reordered to (i, f, o, g) with g's rows doubled, the input and
+    recurrent weights of a layer are stacked side by side, so ``[x; h] @ W`` and one sigmoid
+    give all four gates. GRU: the n gate's rows are doubled; ``h' = lerp(n, h, z)``.
+    """
+
+    def __init__(self, rnn: torch.nn.RNNBase, embedding: torch.Tensor, config) -> None:
+        self.lstm = config.rnn == "lstm"
+        q = config.decoder_hidden_size
+        size = embedding.size(1)
+        if self.lstm:  # torch's order is (i, f, g, o)
+            order = torch.cat(
+                [torch.arange(0, 2 * q), torch.arange(3 * q, 4 * q), torch.arange(2 * q, 3 * q)]
+            ).to(embedding.device)
+            scale = torch.ones(4 * q, 1, dtype=embedding.dtype, device=embedding.device)
+            scale[3 * q :] = 2.0
+        else:  # (r, z, n)
+            order = torch.arange(3 * q, device=embedding.device)
+            scale = torch.ones(3 * q, 1, dtype=embedding.dtype, device=embedding.device)
+            scale[2 * q :] = 2.0
+        self.q = q
+        self.layers = []
+        for layer in range(config.decoder_layers):
+            w_ih, w_hh, b_ih, b_hh = (
+                t[order] * (scale if t.dim() == 2 else scale[:, 0])
+                for t in _layer_weights(rnn, layer)
+            )
+            if layer == 0:
+                self.table = F.linear(embedding, w_ih[:, :size], b_ih)  # [V, G*Q]
+                w_ih = w_ih[:, size:]  # the attentional part (input feeding), or [G*Q, 0]
+                if self.lstm:
+                    self.table = self.table + b_hh
+            if self.lstm:  # one product for [x; h]
+                joined = torch.cat([w_ih, w_hh], dim=1).t()  # [In + Q, 4Q]
+                self.layers.append((joined, None if layer == 0 else b_ih + b_hh))
+            else:
+                self.layers.append((w_ih.t(), w_hh.t(), None if layer == 0 else b_ih, b_hh))
+        self.feed = self.layers[0][0].size(0) - (q if self.lstm else 0)
+
+    def __call__(self, prev_tokens: torch.Tensor, state: DecoderState) -> tuple[Any, Any]:
+        q = self.q
+        input_bias = self.table.index_select(0, prev_tokens)  # [B, G*Q]
+        x = state.attentional[:, : self.feed]  # [B, Q] or [B, 0]
+        if self.lstm:
+            hidden, cell = state.rnn  # [L, B, Q] each
+            hiddens, cells = [], []
+            for layer, (joined, bias) in enumerate(self.layers):
+                inputs = torch.cat([x, hidden[layer]], dim=1)  # [B, In + Q]
+                base = input_bias if layer == 0 else bias
+                gates = torch.sigmoid(torch.addmm(base, inputs, joined))  # [B, 4Q]
+                g = gates[:, 3 * q :].mul(2).sub_(1)
+                c = torch.addcmul(gates[:, q : 2 * q] * cell[layer], gates[:, :q], g)
+                x = gates[:, 2 * q : 3 * q] * torch.sigmoid(c * 2).mul_(2).sub_(1)
+                hiddens.append(x)
+                cells.append(c)
+            return x, (torch.stack(hiddens), torch.stack(cells))
+        hidden = state.rnn
+        hiddens = []
+        for layer, (w_ih, w_hh, b_ih, b_hh) in enumerate(self.layers):
+            base = input_bias if layer == 0 else b_ih
+            gi = torch.addmm(base, x, w_ih) if w_ih.size(0) else base  # [B, 3Q]
+            gh = torch.addmm(b_hh, hidden[layer], w_hh)  # [B, 3Q]
+            rz = torch.sigmoid(gi[:, : 2 * q] + gh[:, : 2 * q])  # [B, 2Q]
+            n = torch.sigmoid(torch.addcmul(gi[:, 2 * q :], rz[:, :q], gh[:, 2 * q :]))
+            x = torch.lerp(n.mul_(2).sub_(1), hidden[layer], rz[:, q:])  # (1 - z) n + z h
+            hiddens.append(x)
+        return x, torch.stack(hiddens)
+
+
+class _PlainStep:
+    """:meth:`AttnDecoder.step` behind the interface of :class:`_FastStep`, with one row of
+    keys per decoder row."""
+
+    grouped = False
+
+    def __init__(self, model: Seq2Seq) -> None:
+        self.decoder = model.decoder
+
+    def __call__(self, prev_tokens, state, keys, projected_keys, padding):
+        return self.decoder.step(prev_tokens, state, keys, projected_keys, ~padding)
+
+    def prepare_keys(self, projected_keys: torch.Tensor) -> torch.Tensor:
+        return projected_keys
+
+
+def _step_function(model: Seq2Seq) -> _FastStep | _PlainStep:
+    """The step used by the decoding loops: (prev, state, keys, projected, padding) -> ...
+
+    The fast step is built once per set of weights (a table lookup replaces a matrix product)
+    and rebuilt when a parameter changes (optimizer steps bump tensor versions).
+    """
+    if not _fast_step_applies(model):
+        return _PlainStep(model)
+    key = tuple((p.data_ptr(), p._version, p.dtype) for p in model.decoder.parameters())
+    cached = getattr(model.decoder, "_attnviz_fast_step", None)
+    if cached is None or cached[0] != key:
+        cached = (key, _FastStep(model))
+        model.decoder._attnviz_fast_step = cached
+    return cached[1]
+
+
+def _index_state(state: DecoderState, index: torch.Tensor) -> DecoderState:
+    return state.index_select(index)
+
+
+# -- greedy -----------------------------------------------------------------------------------
+
+
 @torch.inference_mode()
 def greedy_decode(
     model: Seq2Seq,
@@ -56,44 +360,79 @@ def greedy_decode(
 ) -> list[list[Hypothesis]]:
     """Argmax at every step, the whole batch at once."""
     config = model.config
+    step = _step_function(model)
+    device = src.device
     keys, projected, mask, state = model.encode(src, lengths)
+    projected = step.prepare_keys(projected)
+    padding = ~mask
     batch = src.size(0)
     limits = _length_limits(lengths, max_length)
-    limit_tensor = torch.tensor(limits, device=src.device)
-    prev = torch.full((batch,), config.bos_id, dtype=torch.long, device=src.device)
-    finished = torch.zeros(batch, dtype=torch.bool, device=src.device)
+    limit_tensor = torch.tensor(limits, device=device)
+    prev = torch.full((batch,), config.bos_id, dtype=torch.long, device=device)
+    finished = torch.zeros(batch, dtype=torch.bool, device=device)
+    rows = torch.arange(batch, device=device)  # original sentence of each row
+    # per step: the rows that ran (None: all of them, in order) and what they produced
+    ran: list[torch.Tensor | None] = []
     tokens, weights, scores, logprobs = [], [], [], []
+    compacted = False
     for t in range(max(limits)):
-        logits, state, step_weights, step_scores = model.decoder.step(
-            prev, state, keys, projected, mask
-        )
+        logits, state, step_weights, step_scores = step(prev, state, keys, projected, padding)
         step_logprobs = torch.log_softmax(logits.float(), dim=-1)  # [B, V]
         best_logprob, best = step_logprobs.max(dim=-1)  # [B]
+        ran.append(rows if compacted else None)
         tokens.append(best)
         weights.append(step_weights)
         scores.append(step_scores)
         logprobs.append(best_logprob)
-        finished |= (best == config.eos_id) | (limit_tensor <= t + 1)
+        finished = finished | (best == config.eos_id) | (limit_tensor <= t + 1)
         prev = best
-        if bool(finished.all()):
+        done = int(finished.sum())  # the one read-back per step
+        if done == finished.numel():
             break
-    all_tokens = torch.stack(tokens, dim=1).cpu().numpy()  # [B, T]
-    all_weights = torch.stack(weights, dim=1).float().cpu().numpy()  # [B, T, N]
-    all_scores = torch.stack(scores, dim=1).float().cpu().numpy()  # [B, T, N]
-    all_logprobs = torch.stack(logprobs, dim=1).float().cpu().numpy()  # [B, T]
+        if done >= COMPACT_SHARE * finished.numel():
+            going = (~finished).nonzero().squeeze(1)
+            rows, prev, finished = rows[going], prev[going], finished[going]
+            keys, projected, padding = keys[going], projected[going], padding[going]
+            limit_tensor = limit_tensor[going]
+            state = _index_state(state, going)
+            compacted = True
+
+    steps = len(tokens)
+    width = src.size(1)
+    if not compacted:
+        all_tokens = torch.stack(tokens, dim=1)  # [B, T]
+        all_weights = torch.stack(weights, dim=1)  # [B, T, N]
+        all_scores = torch.stack(scores, dim=1)
+        all_logprobs = torch.stack(logprobs, dim=1)  # [B, T]
+    else:  # rows that left early keep EOS/zeros after their end, which is cut off below
+        all_tokens = torch.full((batch, steps), config.eos_id, dtype=torch.long, device=device)
+        all_weights = weights[0].new_zeros(batch, steps, width)
+        all_scores = scores[0].new_zeros(batch, steps, width)
+        all_logprobs = logprobs[0].new_zeros(batch, steps)
+        for t, (who, tok, w, s, lp) in enumerate(
+            zip(ran, tokens, weights, scores, logprobs, strict=True)
+        ):
+            index = slice(None) if who is None else who
+            all_tokens[index, t] = tok
+            all_weights[index, t] = w
+            all_scores[index, t] = s
+            all_logprobs[index, t] = lp
+    tokens_np = all_tokens.cpu().numpy()
+    weights_np = all_weights.float().cpu().numpy()
+    scores_np = all_scores.float().cpu().numpy()
+    logprobs_np = all_logprobs.float().cpu().numpy()
+    stops = _stops(tokens_np, config.eos_id, np.asarray(limits))
     results = []
     for b, length in enumerate(lengths.tolist()):
-        row = all_tokens[b].tolist()
-        stop = row.index(config.eos_id) + 1 if config.eos_id in row else len(row)
-        stop = min(stop, limits[b])
-        lp = all_logprobs[b, :stop]
+        stop = int(stops[b])
+        lp = logprobs_np[b, :stop]
         results.append(
             [
                 Hypothesis(
-                    tokens=row[:stop],
-                    weights=all_weights[b, :stop, :length].copy(),
-                    scores=all_scores[b, :stop, :length].copy(),
-                    token_logprobs=lp.copy(),
+                    tokens=tokens_np[b, :stop].tolist(),
+                    weights=weights_np[b, :stop, :length],
+                    scores=scores_np[b, :stop, :length],
+                    token_logprobs=lp,
                     score=normalized_score(float(lp.sum()), stop, length_penalty),
                 )
             ]
@@ -101,13 +440,14 @@ def greedy_decode(
     return results
 
 
-@dataclass
-class _Finished:
-    score: float
-    step: int
-    slot: int
-    token: int
-    logprob: float
+def _stops(tokens: np.ndarray, eos: int, limits: np.ndarray) -> np.ndarray:
+    """Per row of ``tokens [B, T]``: tokens kept, up to the first EOS (included) or the limit."""
+    is_eos = tokens == eos
+    first = np.where(is_eos.any(axis=1), is_eos.argmax(axis=1) + 1, tokens.shape[1])
+    return np.minimum(first, limits)
+
+
+# -- beam -------------------------------------------------------------------------------------
 
 
 @torch.inference_mode()
@@ -123,126 +463,237 @@ def beam_decode(
 ) -> list[list[Hypothesis]]:
     """Beam search over the batch; each hypothesis's attention is rebuilt by back-pointers.
 
-    A sentence stops once it holds ``beam_size`` finished hypotheses or reaches its length
-    limit; the ``nbest`` best by length-normalised score are returned.
+    Each step looks at the 2K best extensions of a sentence's K beams in order: one that ends
+    (EOS, or the length limit) is set aside while fewer than K have ended, the others fill
+    the K beams of the next step. A sentence stops once it holds ``beam_size`` finished
+    hypotheses or reaches its length limit; the ``nbest`` best by length-normalised score are
+    returned.
     """
     if not 1 <= nbest <= beam_size:  # DecodeOptions checks this for users
         raise ValueError(f"need 1 <= nbest ({nbest}) <= beam_size ({beam_size})")
     config = model.config
+    step = _step_function(model)
     k = beam_size
     batch = src.size(0)
     device = src.device
     keys, projected, mask, state = model.encode(src, lengths)
+    projected = step.prepare_keys(projected)
     expand = torch.arange(batch, device=device).repeat_interleave(k)  # [B*K]
-    keys, projected, mask = keys[expand], projected[expand], mask[expand]
-    state = state.index_select(expand)
+    padding = ~mask
+    if not step.grouped:  # one key row per beam
+        keys, projected, padding = keys[expand], projected[expand], padding[expand]
+    state = _index_state(state, expand)
     limits = _length_limits(lengths, max_length)
+    limit_tensor = torch.tensor(limits, device=device)
 
     cumulative = torch.full((batch, k), float("-inf"), device=device)
     cumulative[:, 0] = 0.0  # only the first beam is alive at the start
     prev = torch.full((batch * k,), config.bos_id, dtype=torch.long, device=device)
-    finished: list[list[_Finished]] = [[] for _ in range(batch)]
-    done = [False] * batch
-    # per step: attention rows of the slots alive at that step, and for the slots of the
-    # next step their parent slot, token and token log-prob
-    step_weights: list[torch.Tensor] = []
-    step_scores: list[torch.Tensor] = []
-    parents: list[list[int]] = []
-    emitted: list[list[int]] = []
-    emitted_logprobs: list[list[float]] = []
+    ended = torch.zeros(batch, dtype=torch.long, device=device)  # finished hypotheses so far
+    sentences = torch.arange(batch, device=device)  # original sentence of each row group
+    beams = torch.arange(k, device=device)
+    record = _BeamRecord(k)
 
     for t in range(max(limits)):
-        logits, state, weights, scores = model.decoder.step(prev, state, keys, projected, mask)
-        step_weights.append(weights)
-        step_scores.append(scores)
-        logprobs = torch.log_softmax(logits.float(), dim=-1)  # [B*K, V]
+        rows = sentences.numel()
+        logits, state, weights, scores = step(prev, state, keys, projected, padding)
+        logprobs = torch.log_softmax(logits.float(), dim=-1)  # [R*K, V]
         vocab = logprobs.size(-1)
-        candidates = cumulative.view(-1, 1) + logprobs  # [B*K, V]
-        top_scores, top_index = candidates.view(batch, k * vocab).topk(
+        candidates = cumulative.view(-1, 1) + logprobs  # [R*K, V]
+        top_scores, top_index = candidates.view(rows, k * vocab).topk(
             min(2 * k, k * vocab), dim=1
-        )  # [B, 2K]
-        top_scores_list = top_scores.tolist()
-        top_beam = (top_index // vocab).tolist()
-        top_token = (top_index % vocab).tolist()
-        top_logprob = logprobs.view(batch, k * vocab).gather(1, top_index).tolist()
+        )  # [R, C], best first
+        top_beam = top_index // vocab
+        top_token = top_index % vocab
+        top_logprob = logprobs.view(rows, k * vocab).gather(1, top_index)
+        alive = top_scores > float("-inf")
+        at_limit = (limit_tensor <= t + 1).unsqueeze(1)  # [R, 1]
+        ends = alive & ((top_token == config.eos_id) | at_limit)
+        extends = alive & ~ends
+        # candidates are read in order until K have extended a beam
+        before = extends.long().cumsum(1) - extends.long()  # extensions ahead of each
+        read = before < k
+        ends &= read
+        extends &= read
+        position = ended.unsqueeze(1) + ends.long().cumsum(1) - 1  # place among the ended
+        kept = ends & (position < k)
+        ended = ended + kept.long().sum(1)
+        chosen = extends.long().sum(1)
+        done = (ended >= k) | at_limit.squeeze(1) | (chosen == 0)  # [R]
 
-        new_parent = list(range(batch * k))
-        new_token = [config.eos_id] * (batch * k)
-        new_logprob = [0.0] * (batch * k)
-        new_cumulative = [[float("-inf")] * k for _ in range(batch)]
-        for b in range(batch):
-            if done[b]:
-                continue
-            at_limit = t + 1 >= limits[b]
-            chosen = 0
-            for c, total in enumerate(top_scores_list[b]):
-                if total == float("-inf"):
-                    break
-                slot = b * k + top_beam[b][c]
-                token = top_token[b][c]
-                if token == config.eos_id or at_limit:
-                    if len(finished[b]) < k:
-                        finished[b].append(
-                            _Finished(
-                                score=normalized_score(total, t + 1, length_penalty),
-                                step=t,
-                                slot=slot,
-                                token=token,
-                                logprob=top_logprob[b][c],
-                            )
-                        )
-                    continue
-                target = b * k + chosen
-                new_parent[target] = slot
-                new_token[target] = token
-                new_logprob[target] = top_logprob[b][c]
-                new_cumulative[b][chosen] = total
-                chosen += 1
-                if chosen == k:
-                    break
-            if len(finished[b]) >= k or at_limit or chosen == 0:
-                done[b] = True
-                new_cumulative[b] = [float("-inf")] * k
-        parents.append(new_parent)
-        emitted.append(new_token)
-        emitted_logprobs.append(new_logprob)
-        if all(done):
+        # next step: the extending candidates fill beams 0, 1, ... of their sentence
+        target = torch.where(extends, before, k)  # column k collects the rest
+        new_beam = _fill(beams.expand(rows, k), target, top_beam)
+        new_token = _fill(torch.full_like(top_beam[:, :k], config.eos_id), target, top_token)
+        new_logprob = _fill(torch.zeros_like(top_scores[:, :k]), target, top_logprob)
+        cumulative = _fill(torch.full_like(top_scores[:, :k], float("-inf")), target, top_scores)
+        cumulative = cumulative.masked_fill(done.unsqueeze(1), float("-inf"))
+        record.step(
+            sentences,
+            (weights, scores),
+            (new_beam, new_token, new_logprob),
+            kept,
+            (top_scores, top_beam, top_token, top_logprob),
+        )
+        remaining = rows - int(done.sum())  # the one read-back per step
+        if remaining == 0:
             break
-        parent_index = torch.tensor(new_parent, device=device)
-        state = state.index_select(parent_index)
-        prev = torch.tensor(new_token, dtype=torch.long, device=device)
-        cumulative = torch.tensor(new_cumulative, device=device)
+        parents = (new_beam + torch.arange(rows, device=device).unsqueeze(1) * k).view(-1)
+        prev = new_token.view(-1)
+        if rows - remaining >= COMPACT_SHARE * rows:
+            going = (~done).nonzero().squeeze(1)  # [R']
+            going_rows = (going.unsqueeze(1) * k + beams).view(-1)  # [R'*K]
+            parents, prev = parents.view(rows, k)[going].view(-1), prev[going_rows]
+            cumulative, ended, sentences = cumulative[going], ended[going], sentences[going]
+            limit_tensor = limit_tensor[going]
+            kept_rows = going if step.grouped else going_rows
+            keys, projected, padding = keys[kept_rows], projected[kept_rows], padding[kept_rows]
+            state = _index_state(state, parents)
+        else:
+            state = _index_state(state, parents)
 
-    weights_np = [w.float().cpu().numpy() for w in step_weights]  # each [B*K, N]
-    scores_np = [s.float().cpu().numpy() for s in step_scores]
-    results = []
-    for b, length in enumerate(lengths.tolist()):
-        ranked = sorted(finished[b], key=lambda f: (-f.score, f.step))[:nbest]
-        hypotheses = []
-        for rank, end in enumerate(ranked):
-            rows_w, rows_s, toks, lps = [], [], [], []
-            slot, token, logprob = end.slot, end.token, end.logprob
-            for t in range(end.step, -1, -1):
-                rows_w.append(weights_np[t][slot, :length])
-                rows_s.append(scores_np[t][slot, :length])
-                toks.append(token)
-                lps.append(logprob)
-                if t > 0:  # the slot alive at step t came from parents[t-1][slot]
-                    token = emitted[t - 1][slot]
-                    logprob = emitted_logprobs[t - 1][slot]
-                    slot = parents[t - 1][slot]
-            hypotheses.append(
-                Hypothesis(
-                    tokens=toks[::-1],
-                    weights=np.stack(rows_w[::-1]),
-                    scores=np.stack(rows_s[::-1]),
-                    token_logprobs=np.asarray(lps[::-1], np.float32),
-                    score=end.score,
-                    rank=rank,
+    return record.hypotheses(lengths.tolist(), nbest, length_penalty)
+
+
+def _fill(base: torch.Tensor, target: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """``base [R, K]`` with ``values[r, c]`` written at column ``target[r, c]`` (K: dropped)."""
+    wide = torch.cat([base, base[:, :1]], dim=1)  # [R, K+1]
+    return wide.scatter(1, target, values)[:, :-1].contiguous()
+
+
+class _BeamRecord:
+    """What the beam loop keeps per step, on the device, to rebuild hypotheses at the end.
+
+    Each step's rows are in that step's layout: one group of K rows per sentence still in the
+    batch, ``groups`` naming the sentences, so that every row maps back to (sentence, beam).
+    """
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+        self.groups: list[torch.Tensor] = []  # per step: sentence of each row group [R]
+        self.weights: list[torch.Tensor] = []  # per step: [R*K, N], the rows that ran
+        self.scores: list[torch.Tensor] = []
+        self.beam: list[torch.Tensor] = []  # per step: parent beam of each next beam [R, K]
+        self.token: list[torch.Tensor] = []  # token and log-prob that extended it [R, K]
+        self.logprob: list[torch.Tensor] = []
+        self.kept: list[torch.Tensor] = []  # candidates set aside as finished [R, C]
+        self.top: list[tuple[torch.Tensor, ...]] = []  # (score, beam, token, log-prob) [R, C]
+
+    def step(
+        self,
+        sentences: torch.Tensor,
+        attention: tuple[torch.Tensor, torch.Tensor],
+        choice: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+        kept: torch.Tensor,
+        top: tuple[torch.Tensor, ...],
+    ) -> None:
+        """sentences [R]; attention: weights, scores [R*K, N]; choice: parent beam, token and
+        log-prob of each next beam [R, K]; kept [R, C]; top: candidates' (total, beam, token,
+        log-prob) [R, C]."""
+        self.groups.append(sentences)
+        self.weights.append(attention[0])
+        self.scores.append(attention[1])
+        self.beam.append(choice[0])
+        self.token.append(choice[1])
+        self.logprob.append(choice[2])
+        self.kept.append(kept)
+        self.top.append(top)
+
+    def hypotheses(
+        self, lengths: list[int], nbest: int, length_penalty: float
+    ) -> list[list[Hypothesis]]:
+        k = self.k
+        steps = len(self.groups)
+        sizes = [int(g.numel()) for g in self.groups]
+        # one transfer per kind of record
+        groups = _to_numpy(torch.cat(self.groups))
+        weights = _to_numpy(torch.cat(self.weights).float())  # [sum R*K, N]
+        scores = _to_numpy(torch.cat(self.scores).float())
+        beam = _to_numpy(torch.cat(self.beam))  # [sum R, K]
+        token = _to_numpy(torch.cat(self.token))
+        logprob = _to_numpy(torch.cat(self.logprob))
+        kept = _to_numpy(torch.cat(self.kept))  # [sum R, C]
+        top = [_to_numpy(torch.cat([entry[i] for entry in self.top])) for i in range(4)]
+        offsets = np.concatenate([[0], np.cumsum(sizes)])
+        batch = len(lengths)
+
+        # finished hypotheses: (sentence, step, beam, token, log-prob, total), in the order
+        # the loop set them aside
+        row, column = np.nonzero(kept)  # row-major: by step, sentence, candidate
+        step_of_row = np.repeat(np.arange(steps), sizes)
+        f_step = step_of_row[row]
+        f_sentence = groups[row]
+        f_total = top[0][row, column].astype(np.float64)
+        f_beam = top[1][row, column]
+        f_token = top[2][row, column]
+        f_logprob = top[3][row, column]
+        f_score = f_total / np.maximum(f_step + 1, 1).astype(np.float64) ** length_penalty
+        order = np.lexsort((np.arange(row.size), f_step, -f_score, f_sentence))
+        picked: list[list[int]] = [[] for _ in range(batch)]
+        for index in order:
+            chosen = picked[f_sentence[index]]
+            if len(chosen) < nbest:
+                chosen.append(int(index))
+
+        # where sentence s's beam b sits in each step's rows (-1: gone)
+        place = np.full((steps, batch), -1, dtype=np.int64)
+        for t in range(steps):
+            place[t, groups[offsets[t] : offsets[t + 1]]] = np.arange(sizes[t])
+
+        flat = [index for chosen in picked for index in chosen]
+        count = len(flat)
+        longest = int(f_step[flat].max()) + 1 if count else 0
+        width = weights.shape[1]
+        out_tokens = np.zeros((count, longest), dtype=np.int64)
+        out_logprobs = np.zeros((count, longest), dtype=np.float32)
+        out_rows = np.zeros((count, longest), dtype=np.int64)  # rows of weights/scores
+        if count:
+            sentence = f_sentence[flat]
+            last = f_step[flat]
+            cur_beam = f_beam[flat].astype(np.int64)
+            cur_token = f_token[flat].astype(np.int64)
+            cur_logprob = f_logprob[flat].astype(np.float32)
+            for t in range(longest - 1, -1, -1):
+                active = last >= t
+                group = place[t, sentence[active]]  # the sentence's group at step t
+                out_rows[active, t] = offsets[t] * k + group * k + cur_beam[active]
+                out_tokens[active, t] = cur_token[active]
+                out_logprobs[active, t] = cur_logprob[active]
+                if t > 0:  # the beam alive at step t came from step t-1's choice
+                    previous = offsets[t - 1] + place[t - 1, sentence[active]]
+                    from_beam = cur_beam[active]
+                    cur_token[active] = token[previous, from_beam]
+                    cur_logprob[active] = logprob[previous, from_beam]
+                    cur_beam[active] = beam[previous, from_beam]
+        gathered_w = weights[out_rows] if count else np.zeros((0, 0, width), np.float32)
+        gathered_s = scores[out_rows] if count else np.zeros((0, 0, width), np.float32)
+
+        results: list[list[Hypothesis]] = []
+        cursor = 0
+        for b, length in enumerate(lengths):
+            hypotheses = []
+            for rank, index in enumerate(picked[b]):
+                size = int(f_step[index]) + 1
+                hypotheses.append(
+                    Hypothesis(
+                        tokens=out_tokens[cursor, :size].tolist(),
+                        weights=gathered_w[cursor, :size, :length],
+                        scores=gathered_s[cursor, :size, :length],
+                        token_logprobs=out_logprobs[cursor, :size],
+                        score=float(f_score[index]),
+                        rank=rank,
+                    )
                 )
-            )
-        results.append(hypotheses)
-    return results
+                cursor += 1
+            results.append(hypotheses)
+        return results
+
+
+def _to_numpy(tensor: torch.Tensor) -> np.ndarray:
+    return tensor.cpu().numpy()
+
+
+# -- forced -----------------------------------------------------------------------------------
 
 
 @torch.inference_mode()
@@ -256,6 +707,7 @@ def forced_decode(
 ) -> list[list[Hypothesis]]:
     """Teacher-force each reference (ids, EOS appended here) and record the attention."""
     config = model.config
+    step = _step_function(model)
     batch = src.size(0)
     if len(references) != batch:
         raise ValueError(f"{len(references)} references for {batch} sentences")
@@ -263,12 +715,12 @@ def forced_decode(
     padded, _ = pad_batch(targets, config.pad_id, src.device)  # [B, T]
     steps = padded.size(1)
     keys, projected, mask, state = model.encode(src, lengths)
+    projected = step.prepare_keys(projected)
+    padding = ~mask
     prev = torch.full((batch,), config.bos_id, dtype=torch.long, device=src.device)
     weights, scores, logprobs = [], [], []
     for t in range(steps):
-        logits, state, step_weights, step_scores = model.decoder.step(
-            prev, state, keys, projected, mask
-        )
+        logits, state, step_weights, step_scores = step(prev, state, keys, projected, padding)
         step_logprobs = torch.log_softmax(logits.float(), dim=-1)
         logprobs.append(step_logprobs.gather(1, padded[:, t : t + 1]).squeeze(1))  # [B]
         weights.append(step_weights)
@@ -280,13 +732,13 @@ def forced_decode(
     results = []
     for b, length in enumerate(lengths.tolist()):
         size = len(targets[b])
-        lp = all_logprobs[b, :size].copy()
+        lp = all_logprobs[b, :size]
         results.append(
             [
                 Hypothesis(
                     tokens=targets[b],
-                    weights=all_weights[b, :size, :length].copy(),
-                    scores=all_scores[b, :size, :length].copy(),
+                    weights=all_weights[b, :size, :length],
+                    scores=all_scores[b, :size, :length],
                     token_logprobs=lp,
                     score=normalized_score(float(lp.sum()), size, length_penalty),
                 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from collections.abc import Iterator, Sequence
@@ -22,27 +23,61 @@ from attnviz.tokenizer import Tokenizer
 
 MAX_SOURCE_TOKENS = 1000
 PRECISIONS = ("auto", "float32", "float64")
+#: Models up to this many parameters decode with one CPU thread by default: their matrices
+#: are too small for splitting a step across cores to pay (use worker processes instead).
+SMALL_MODEL_PARAMETERS = 20_000_000
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
-    """``auto``: float64 on the CPU, float32 on accelerators (mps has no float64).
+    """``auto`` and ``float32``: float32 on every device; ``float64`` where the device has it.
 
-    In float64 a sentence's attention does not depend on the batch it is decoded in, to the
-    last bit; in float32 matrix kernels chosen by batch shape leave differences near 1e-5.
+    In float32 a sentence decoded alone and inside a batch gets the same tokens and attention
+    within 1e-4 (matrix kernels chosen by batch shape round differently); in float64 the
+    attention is the same to the last bit.
     """
     if precision not in PRECISIONS:
         raise UsageError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
-    if precision == "auto":
-        return torch.float64 if device.type == "cpu" else torch.float32
-    if precision == "float64" and device.type == "mps":
-        raise UsageError("mps has no float64; use --precision float32 there")
-    return torch.float64 if precision == "float64" else torch.float32
+    if precision == "float64":
+        if device.type == "mps":
+            raise UsageError("mps has no float64; use --precision float32 there")
+        return torch.float64
+    return torch.float32
+
+
+def resolve_threads(threads: int | None, device: torch.device, parameters: int) -> int | None:
+    """CPU threads for decoding: ``None`` picks (1 for small models on the CPU, else torch's
+    own choice); 0 leaves torch's choice; a positive number is used as given.
+
+    Returns the number to set while decoding, or None to leave torch's setting alone.
+    """
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)):
+        raise UsageError(f"threads must be a whole number, not {threads!r}")
+    if threads is not None and threads < 0:
+        raise UsageError(f"threads must be at least 0, not {threads}")
+    if threads is None:
+        return 1 if device.type == "cpu" and parameters <= SMALL_MODEL_PARAMETERS else None
+    return threads or None
+
+
+@contextlib.contextmanager
+def torch_threads(count: int | None) -> Iterator[None]:
+    """torch's intra-op thread count set to ``count`` for the block (None: unchanged)."""
+    if count is None or count == torch.get_num_threads():
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 class Translator:
     """Decode sentences and keep the attention of every hypothesis.
 
     ``model`` is the torch module; ``checkpoint`` the loaded file (config, metadata).
+    ``threads``: CPU threads while decoding (see :func:`resolve_threads`).
     """
 
     def __init__(
@@ -50,6 +85,7 @@ class Translator:
         checkpoint: Checkpoint,
         device: str | torch.device = "cpu",
         precision: str = "auto",
+        threads: int | None = None,
     ) -> None:
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.dtype = resolve_precision(precision, self.device)
@@ -57,6 +93,7 @@ class Translator:
         self.config = checkpoint.config
         self.src_tokenizer, self.tgt_tokenizer = checkpoint.tokenizers()
         self.model = build_model(checkpoint, self.device).to(self.dtype)
+        self.threads = resolve_threads(threads, self.device, self.model.parameter_count())
 
     @property
     def path(self) -> Path | None:
@@ -131,16 +168,18 @@ class Translator:
         todo = sorted(
             (i for i, r in enumerate(results) if r is None), key=lambda i: len(source_ids[i])
         )
-        for batch in _chunks(todo, options.batch_size):
-            hypotheses = self._decode_batch(
-                [source_ids[i] for i in batch],
-                [ref_ids[i] for i in batch] if refs is not None else None,
-                options,
-            )
-            for i, hyps in zip(batch, hypotheses, strict=True):
-                results[i] = [
-                    self._alignment(sentences[i], source_ids[i], hyp, options.words) for hyp in hyps
-                ]
+        with torch_threads(self.threads):
+            for batch in _chunks(todo, options.batch_size):
+                hypotheses = self._decode_batch(
+                    [source_ids[i] for i in batch],
+                    [ref_ids[i] for i in batch] if refs is not None else None,
+                    options,
+                )
+                for i, hyps in zip(batch, hypotheses, strict=True):
+                    results[i] = [
+                        self._alignment(sentences[i], source_ids[i], hyp, options.words)
+                        for hyp in hyps
+                    ]
         return [r if r is not None else [] for r in results]
 
     def encode_source(self, text: str) -> list[int]:
@@ -281,11 +320,15 @@ def load_model(
     name_or_path: str | os.PathLike[str] | None = None,
     device: str = "cpu",
     precision: str = "auto",
+    threads: int | None = None,
 ) -> Translator:
     """Load a checkpoint (a path, or the name of a bundled sample model) on ``device``.
 
-    ``precision``: ``auto`` (float64 on the CPU, float32 elsewhere), ``float32`` or ``float64``.
+    ``precision``: ``float32`` (also ``auto``, the default) or ``float64``. ``threads``: CPU
+    threads while decoding; None: one for models of up to 20 M parameters on the CPU, else
+    torch's choice; 0: torch's choice.
     """
     target = resolve_device(device)
     path = resolve_model_path(name_or_path)
-    return Translator(load_checkpoint(path, map_location=target), target, precision)
+    checkpoint = load_checkpoint(path, map_location=target)
+    return Translator(checkpoint, target, precision, threads)

@@ -19,6 +19,7 @@ from attnviz.cli.common import (
     RefOption,
     ScoresOption,
     TextArgument,
+    ThreadsOption,
     ValuesOption,
     WordsOption,
     check_refs,
@@ -110,6 +111,7 @@ def heatmap(
     model: ModelOption = None,
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
+    threads: ThreadsOption = None,
     beam: BeamOption = 1,
     nbest: NbestOption = 1,
     ref: RefOption = None,
@@ -152,7 +154,7 @@ def heatmap(
                 raise UsageError("--index works only with --from")
             sentences = sentences_from(text)
             check_refs(ref, sentences)
-            translator = load_translator(model, device, precision)
+            translator = load_translator(model, device, precision, threads)
             alignments = translator.translate(
                 sentences, beam_size=beam, nbest=nbest, refs=ref, words=words
             )
@@ -179,6 +181,7 @@ def export(
     model: ModelOption = None,
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
+    threads: ThreadsOption = None,
     beam: BeamOption = 1,
     nbest: NbestOption = 1,
     refs: Annotated[
@@ -235,7 +238,7 @@ def export(
             raise InputError(f"{input_file}: is a folder, not a text file")
         if not input_file.is_file():
             raise InputError(f"{input_file}: no such file")
-        translator = load_translator(model, device, precision)
+        translator = load_translator(model, device, precision, threads)
         console = stderr_console()
         exporter = Exporter(
             translator,

@@ -28,7 +28,16 @@ PrecisionOption = Annotated[
     str,
     typer.Option(
         "--precision",
-        help="auto (float64 on cpu, float32 elsewhere), float32 or float64 for decoding.",
+        help="float32 (default; auto means the same) or float64 (the same attention, to the "
+        "bit, whatever the batch).",
+    ),
+]
+ThreadsOption = Annotated[
+    int | None,
+    typer.Option(
+        "--threads",
+        help="CPU threads for decoding. Default: 1 for models up to 20 M parameters, else "
+        "torch's choice; 0: torch's choice.",
     ),
 ]
 BeamOption = Annotated[int, typer.Option("--beam", "-b", help="Beam size; 1 is greedy.")]
@@ -145,10 +154,12 @@ def decode_options(**values):
     return DecodeOptions(**values)
 
 
-def load_translator(model: str | None, device: str, precision: str = "auto"):
+def load_translator(
+    model: str | None, device: str, precision: str = "auto", threads: int | None = None
+):
     from attnviz.translator import load_model
 
-    return load_model(model, device=device, precision=precision)
+    return load_model(model, device=device, precision=precision, threads=threads)
 
 
 def check_refs(refs: list[str] | None, sentences: list[str]) -> None:

@@ -18,6 +18,7 @@ from attnviz.cli.common import (
     RefOption,
     ScoresOption,
     TextArgument,
+    ThreadsOption,
     ValuesOption,
     WordsOption,
     check_refs,
@@ -36,6 +37,7 @@ def translate(
     model: ModelOption = None,
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
+    threads: ThreadsOption = None,
     beam: BeamOption = 1,
     nbest: NbestOption = 1,
     ref: RefOption = None,
@@ -58,7 +60,7 @@ def translate(
         look = render_options(values=values, scores=scores, show_table=table)
         sentences = sentences_from(text)
         check_refs(ref, sentences)
-        translator = load_translator(model, device, precision)
+        translator = load_translator(model, device, precision, threads)
         groups = translator.translate_grouped(sentences, refs=ref, options=options)
         for group in groups:
             if not isinstance(group, list):
