@@ -19,7 +19,7 @@ MAX_BEAM = 64
 MAX_BATCH_SIZE = 4096
 #: Largest number of alternatives recorded per step.
 MAX_TOPK = 50
-DEFAULT_BATCH_SIZE = 32
+DEFAULT_BATCH_SIZE = 128
 DEFAULT_LENGTH_PENALTY = 1.0
 VALUE_KINDS = ("weights", "scores")
 

@@ -294,21 +294,24 @@ def train_onmt(python: Path, work: Path) -> Path:
     return model
 
 
-def time_onmt(python: Path, model: Path, work: Path, beam: int, batch_size: int, count: int):
+def time_onmt(python: Path, model: Path, work: Path, beam: int, batch_size: int):
+    out = work / "out" / f"onmt-{beam}.txt"
     command = [
         str(python.parent / "onmt_translate"),
         *("-model", str(model), "-src", str(work / "data" / "test.src")),
-        *("-output", str(work / "out" / f"onmt-{beam}.txt"), "-gpu", "-1"),
+        *("-output", str(out), "-gpu", "-1"),
         *("-batch_size", str(batch_size), "-batch_type", "sents", "-beam_size", str(beam)),
         "-report_time",
     ]
     if beam == 1:
         command += ["-random_sampling_topk", "1"]  # its greedy search, not a beam of one
     wall, output = timed(command, cwd=work, env={"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"})
-    match = re.search(r"Average translation time \(ms\): ([0-9.]+)", output)
-    if not match:
-        sys.exit(f"OpenNMT-py did not log its translation time:\n{output[-2000:]}")
-    return float(match.group(1)) * count / 1000, wall
+    # it logs the total in tenths of seconds; tokens per second has more digits
+    rate = re.search(r"Tokens per second: ([0-9.]+)", output)
+    if not rate:
+        sys.exit(f"OpenNMT-py did not log its translation speed:\n{output[-2000:]}")
+    words = sum(len(line.split()) for line in out.read_text("utf-8").splitlines())
+    return words / float(rate.group(1)), wall
 
 
 # -- attnviz ------------------------------------------------------------------------------------
@@ -449,7 +452,7 @@ def main() -> int:
         measures[f"joey {beam}"] = lambda b=beam: time_joey(joey, work, b, peer_batch)
         if onmt_model is not None:
             measures[f"onmt {beam}"] = lambda b=beam: time_onmt(
-                onmt, onmt_model, work, b, peer_batch, args.sentences
+                onmt, onmt_model, work, b, peer_batch
             )
         measures[f"decode {beam}"] = lambda b=beam: (
             time_attnviz_decode(model, work, b, args.batch_size),

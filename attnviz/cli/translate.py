@@ -29,6 +29,7 @@ from attnviz.cli.common import (
     stdout_console,
 )
 from attnviz.errors import InputError
+from attnviz.options import DEFAULT_BATCH_SIZE
 
 
 @app.command()
@@ -50,7 +51,7 @@ def translate(
     table: Annotated[
         bool, typer.Option("--table/--no-table", help="Show the heatmap table.")
     ] = True,
-    batch_size: BatchSizeOption = 32,
+    batch_size: BatchSizeOption = DEFAULT_BATCH_SIZE,
 ) -> None:
     """Translate sentences and show where the decoder looked."""
     with errors():
