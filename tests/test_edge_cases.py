@@ -122,7 +122,7 @@ def test_train_refuses_a_folder_as_output_before_training(tmp_path):
     data = tmp_path / "pairs.tsv"
     data.write_text("a\tb\n" * 10, encoding="utf-8")
     result = invoke("train", data, "--out", tmp_path)
-    assert result.exit_code == 2 and "is a folder" in result.stderr
+    assert result.exit_code == 1 and "is a folder" in result.stderr
 
 
 def _export(input_path, out, checkpoint_path, *extra):

@@ -207,15 +207,7 @@ def export(
 ) -> None:
     """Export the alignments of a whole file: JSONL, Pharaoh, NPZ and figures."""
     with errors():
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
+        from attnviz.cli.progress import ExportBar
         from attnviz.export import Exporter, ExportOptions
 
         options = ExportOptions(
@@ -247,25 +239,8 @@ def export(
             on_warning=lambda message: console.print(safe_text(message, "warning:", "yellow")),
         )
         exporter.start()  # folder and input problems show before the progress bar
-        bar = Progress(
-            TextColumn("[bold]export"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]} sent/s"),
-            TimeElapsedColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
-            console=console,
-            transient=True,
-        )
-        with bar:
-            task = bar.add_task("export", total=None, rate="0.0")
-
-            def progress(report) -> None:
-                rate = report.done / max(report.elapsed, 1e-9)
-                bar.update(task, total=report.total, completed=report.done, rate=f"{rate:.1f}")
-
-            exporter.on_progress = progress
+        with ExportBar(console) as bar:
+            exporter.on_progress = bar.update
             stats = exporter.run()
         console.print(
             safe_text(
