@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
+import shutil
 import socket
 import stat
 import sys
@@ -562,3 +564,17 @@ def test_cli_train_needs_force_to_replace_and_writes_metadata(corpus, tmp_path):
     assert "training.command" in info.stdout
     config = torch.load(out, weights_only=True)["config"]
     assert config["decoder_hidden_size"] == 32  # the default: 2 directions x 16
+
+
+def test_readme_training_snippet_runs(corpus, tmp_path, monkeypatch):
+    readme = (RECIPE.parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### train") :]
+    block = re.search(r"```python\n(.*?)```", section, flags=re.S).group(1)
+    shutil.copy(corpus, tmp_path / "pairs.tsv")
+    monkeypatch.chdir(tmp_path)
+    torch.set_num_threads(1)  # as the other runs here (threads=1): the machine may be shared
+    namespace: dict = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    result, trainer = namespace["result"], namespace["trainer"]
+    assert result.steps == 20 and trainer.model_config.decoder_hidden_size == 128
+    assert torch.load(tmp_path / "model.pt", weights_only=True)["config"]["attention"] == "general"

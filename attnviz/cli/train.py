@@ -7,13 +7,16 @@ import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from attnviz.cli.app import app
 from attnviz.cli.common import DeviceOption, errors, safe_text, stderr_console
 from attnviz.errors import AttnvizError
+
+if TYPE_CHECKING:
+    from attnviz.train import Trainer
 
 
 @app.command()
@@ -124,8 +127,9 @@ def train(
 
 
 def _train(
-    trainer, data: Path, target: Path | None, valid: Path | None, out: Path, force: bool
+    trainer: Trainer, data: Path, target: Path | None, valid: Path | None, out: Path, force: bool
 ) -> None:
+    """Read the data, train with the progress bar, say what was written."""
     from attnviz.cli.progress import TrainingBar
     from attnviz.train import read_parallel, read_tsv
 
