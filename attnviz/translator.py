@@ -51,7 +51,11 @@ class Translator:
         device: str | torch.device = "cpu",
         precision: str = "auto",
     ) -> None:
-        self.device = device if isinstance(device, torch.device) else resolve_device(device)
+        if not isinstance(checkpoint, Checkpoint):
+            raise UsageError(
+                f"a Translator needs a Checkpoint (see load_model), not {type(checkpoint).__name__}"
+            )
+        self.device = _resolve(device)
         self.dtype = resolve_precision(precision, self.device)
         self.checkpoint = checkpoint
         self.config = checkpoint.config
@@ -105,7 +109,7 @@ class Translator:
         options = _decode_options(options, beam_size, nbest, option_values)
         sentences = _text_list(sentences, "sentences")
         if refs is not None:
-            refs = _text_list(refs, "refs")
+            refs = _text_list(refs, "refs", single=False)
             if len(refs) != len(sentences):
                 raise UsageError(
                     f"got {len(refs)} references for {len(sentences)} sentences; "
@@ -250,13 +254,21 @@ def _decode_options(
     return DecodeOptions(**values)
 
 
-def _text_list(value: Any, name: str) -> list[str]:
+def _text_list(value: Any, name: str, *, single: bool = True) -> list[str]:
+    """A list of strings from a list (or tuple) of them, or from one string where ``single``.
+
+    ``refs`` must be a list even for one sentence: a lone string there is far more often a
+    mistake (one reference meant per sentence) than a wish.
+    """
     if isinstance(value, str):
-        return [value]
+        if single:
+            return [value]
+        raise UsageError(f"{name} must be a list of strings (one per sentence), not a string")
+    if isinstance(value, bytes | bytearray):
+        raise UsageError(f"{name} must be text (str), not bytes; decode it first")
     if not isinstance(value, Sequence):
-        raise UsageError(
-            f"{name} must be a string or a list of strings, not {type(value).__name__}"
-        )
+        wanted = "a string or a list of strings" if single else "a list of strings"
+        raise UsageError(f"{name} must be {wanted}, not {type(value).__name__}")
     for position, item in enumerate(value):
         if not isinstance(item, str):
             raise UsageError(f"{name}[{position}] must be a string, not {type(item).__name__}")
@@ -270,6 +282,14 @@ def _check_text(text: str, index: int, what: str) -> None:
         raise InputError(
             f"{what} {index + 1} is not valid UTF-8 text (bad character at {err.start})"
         ) from err
+
+
+def _resolve(device: Any) -> torch.device:
+    if isinstance(device, torch.device):
+        return device
+    if not isinstance(device, str):
+        raise UsageError(f"device must be text such as 'cpu', not {type(device).__name__}")
+    return resolve_device(device)
 
 
 def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
@@ -286,6 +306,13 @@ def load_model(
 
     ``precision``: ``auto`` (float64 on the CPU, float32 elsewhere), ``float32`` or ``float64``.
     """
-    target = resolve_device(device)
+    if name_or_path is not None and not isinstance(name_or_path, str | os.PathLike):
+        raise UsageError(
+            "the model must be a checkpoint path or a bundled model name, "
+            f"not {type(name_or_path).__name__}"
+        )
+    target = _resolve(device)
+    if not isinstance(precision, str):
+        raise UsageError(f"precision must be text such as 'auto', not {type(precision).__name__}")
     path = resolve_model_path(name_or_path)
     return Translator(load_checkpoint(path, map_location=target), target, precision)

@@ -48,13 +48,6 @@ def _load_error(path: Path) -> str:
     return _check_message(err, path)
 
 
-def _build_error(path: Path) -> str:
-    checkpoint = load_checkpoint(path)
-    with pytest.raises(CheckpointError) as err:
-        build_model(checkpoint)
-    return _check_message(err, path)
-
-
 def _payload(checkpoint: Checkpoint) -> dict:
     return checkpoint.to_payload()
 
@@ -361,7 +354,7 @@ def test_missing_state_dict_keys(tmp_path, spm_models):
     del payload["state_dict"]["decoder.output.bias"]
     path = tmp_path / "partial.pt"
     torch.save(payload, path)
-    message = _build_error(path)
+    message = _load_error(path)
     assert "missing keys" in message
     assert "decoder.output.weight" in message
     assert "decoder.output.bias" in message
@@ -372,7 +365,7 @@ def test_unexpected_state_dict_keys(tmp_path, spm_models):
     payload["state_dict"]["decoder.extra.weight"] = torch.zeros(2)
     path = tmp_path / "extra.pt"
     torch.save(payload, path)
-    message = _build_error(path)
+    message = _load_error(path)
     assert "unexpected keys decoder.extra.weight" in message
 
 
@@ -380,7 +373,7 @@ def test_shape_mismatch_names_parameter_and_shapes(tmp_path, spm_models):
     checkpoint = make_checkpoint(spm_models)
     checkpoint.config = dataclasses.replace(checkpoint.config, tgt_vocab_size=50)
     path = save_checkpoint(checkpoint, tmp_path / "mismatch.pt")
-    message = _build_error(path)
+    message = _load_error(path)
     assert "shape mismatch for decoder.embedding.weight" in message
     assert "[42, 16]" in message
     assert "[50, 16]" in message

@@ -2,13 +2,39 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Annotated
 
 import typer
 
 from attnviz import __version__
 
-app = typer.Typer(
+
+def _stdout_file() -> tuple[int, int] | None:
+    try:
+        info = os.fstat(1)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
+class _Typer(typer.Typer):
+    def __call__(self, *args, **kwargs):
+        before = _stdout_file()
+        try:
+            return super().__call__(*args, **kwargs)
+        except SystemExit as end:
+            # When stdout's reader goes away (`attnviz --help | head -1`), rich points stdout at
+            # the null device and click wraps it, both ending with status 1; like every command
+            # here, end quietly with 0 instead.
+            gone = _stdout_file() != before or type(sys.stdout).__name__ == "PacifyFlushWrapper"
+            if end.code == 1 and before is not None and gone:
+                raise SystemExit(0) from None
+            raise
+
+
+app = _Typer(
     name="attnviz",
     help="See where an attentive seq2seq model looks: translate, heatmaps, alignment export.",
     no_args_is_help=True,
