@@ -291,21 +291,21 @@ def check_plain(
         budget["items"] -= 1
         if budget["items"] < 0:
             raise CheckpointError(f"{where} holds more than {max_items:,} values")
-        if item is None or isinstance(item, bool | int | float):
+        kind = type(item)
+        if item is None or kind in (bool, int, float):
             return
-        if isinstance(item, str) or (allow_bytes and isinstance(item, bytes)):
-            if not isinstance(item, bytes):
+        if kind is str or (allow_bytes and kind is bytes):
+            if kind is str:
                 budget["text"] -= len(item)
                 if budget["text"] < 0:
                     raise CheckpointError(
                         f"{where} holds more than {MAX_METADATA_TEXT:,} characters of text"
                     )
             return
-        if not isinstance(item, dict | list | tuple):
-            kind = "a tensor" if type(item).__name__ in ("Tensor", "Parameter") else None
-            kind = kind or f"a {type(item).__name__}"
+        if kind not in (dict, list, tuple):
+            shown = "a tensor" if kind.__name__ in ("Tensor", "Parameter") else f"a {kind.__name__}"
             raise CheckpointError(
-                f"{place} holds {kind}; only text, numbers, true/false, lists and dicts are "
+                f"{place} holds {shown}; only text, numbers, true/false, lists and dicts are "
                 "allowed there"
             )
         if depth >= MAX_METADATA_DEPTH:
@@ -313,9 +313,9 @@ def check_plain(
         if id(item) in on_path:
             raise CheckpointError(f"{place} contains itself")
         on_path.add(id(item))
-        if isinstance(item, dict):
+        if kind is dict:
             for key, child in item.items():
-                if not isinstance(key, str):
+                if type(key) is not str:
                     raise CheckpointError(
                         f"{place} has a {type(key).__name__} key; keys must be text"
                     )
@@ -329,7 +329,12 @@ def check_plain(
 
 
 def check_weights(
-    config: ModelConfig, state_dict: Any, name: str | Path, *, values: bool = True
+    config: ModelConfig,
+    state_dict: Any,
+    name: str | Path,
+    *,
+    values: bool = True,
+    expected: dict[str, tuple[int, ...]] | None = None,
 ) -> None:
     """The weights fit the config: the same names and shapes, dense real floating tensors, all
     values finite (``values=False`` skips that one, the only check that reads tensor data).
@@ -342,7 +347,7 @@ def check_weights(
     for key in state_dict:
         if not isinstance(key, str):
             raise CheckpointError(f"{name}: state_dict has a {type(key).__name__} key")
-    expected = config.expected_shapes()
+    expected = expected if expected is not None else config.expected_shapes()
     missing = [k for k in expected if k not in state_dict]
     unexpected = [_plain(k, 60) for k in state_dict if k not in expected]
     if missing or unexpected:
@@ -377,11 +382,13 @@ def check_weights(
             raise CheckpointError(f"{name}: weight {key} holds NaN or infinite values")
 
 
-def _check_storage(file: Path, storage_bytes: int | None, config: ModelConfig) -> None:
+def _check_storage(
+    file: Path, storage_bytes: int | None, expected: dict[str, tuple[int, ...]]
+) -> None:
     """Tensor data in the file is bounded by what the config's weights can use."""
     if storage_bytes is None:
         return
-    needed = sum(math.prod(shape) for shape in config.expected_shapes().values())
+    needed = sum(math.prod(shape) for shape in expected.values())
     allowed = needed * 8 + STORAGE_SLACK_BYTES
     if storage_bytes > allowed:
         raise CheckpointError(
@@ -457,11 +464,12 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> 
     if not isinstance(metadata, dict):
         raise CheckpointError(f"{file}: metadata is not a dict")
     _plain_or_fail(file, metadata, "metadata")
-    _check_storage(file, storage_bytes, config)
+    expected = config.expected_shapes()
+    _check_storage(file, storage_bytes, expected)
     # names and shapes first (nothing read), then the data itself, copied off the mapped file
-    check_weights(config, payload["state_dict"], file, values=False)
+    check_weights(config, payload["state_dict"], file, values=False, expected=expected)
     state_dict = {k: v.to(device, copy=True) for k, v in payload["state_dict"].items()}
-    check_weights(config, state_dict, file)
+    check_weights(config, state_dict, file, expected=expected)
     _check_digest(file, payload.get(DIGEST_KEY), state_dict)
     return Checkpoint(
         config=config,

@@ -15,6 +15,7 @@ from attnviz.checkpoint import Checkpoint, build_model, load_checkpoint
 from attnviz.decoding import Hypothesis, beam_decode, forced_decode, greedy_decode
 from attnviz.device import resolve_device
 from attnviz.errors import InputError, UsageError
+from attnviz.io import MAX_LINE_BYTES
 from attnviz.model import pad_batch
 from attnviz.options import DecodeOptions
 from attnviz.samples import resolve_model_path
@@ -103,10 +104,17 @@ class Translator:
         refs: Sequence[str] | None = None,
         *,
         options: DecodeOptions | None = None,
+        number_from: int = 1,
         **option_values: Any,
     ) -> list[list[Alignment] | SentenceError]:
-        """Per input sentence: its hypotheses (best first), or a :class:`SentenceError`."""
+        """Per input sentence: its hypotheses (best first), or a :class:`SentenceError`.
+
+        Error messages number sentences from ``number_from`` (a caller decoding a stream in
+        batches passes the line number of the batch's first sentence).
+        """
         options = _decode_options(options, beam_size, nbest, option_values)
+        if isinstance(number_from, bool) or not isinstance(number_from, int):
+            raise UsageError(f"number_from must be a whole number, not {number_from!r:.40}")
         sentences = _text_list(sentences, "sentences")
         if refs is not None:
             refs = _text_list(refs, "refs", single=False)
@@ -123,9 +131,9 @@ class Translator:
         level = "words" if options.words else "pieces"
         for index, text in enumerate(sentences):
             try:
-                source_ids[index] = self._source_ids(text, index)
+                source_ids[index] = self._source_ids(text, index + number_from)
                 if refs is not None:
-                    ref_ids[index] = self._target_ids(refs[index], index)
+                    ref_ids[index] = self._target_ids(refs[index], index + number_from)
             except InputError as err:
                 results[index] = SentenceError(index, text, str(err))
                 continue
@@ -149,28 +157,28 @@ class Translator:
 
     def encode_source(self, text: str) -> list[int]:
         """The source ids the encoder reads for ``text`` (``</s>`` included where it is)."""
-        return self._source_ids(text, 0)
+        return self._source_ids(text, 1)
 
     # -- internals --------------------------------------------------------------------------
 
-    def _source_ids(self, text: str, index: int) -> list[int]:
-        _check_text(text, index, "sentence")
+    def _source_ids(self, text: str, number: int) -> list[int]:
+        _check_text(text, number, "sentence")
         ids = self.src_tokenizer.encode(text)
         if self.config.src_eos:
             ids.append(self.config.eos_id)
         if len(ids) > MAX_SOURCE_TOKENS:
             raise InputError(
-                f"sentence {index + 1} has {len(ids)} tokens; at most {MAX_SOURCE_TOKENS} "
+                f"sentence {number} has {len(ids)} tokens; at most {MAX_SOURCE_TOKENS} "
                 "are supported"
             )
         return ids
 
-    def _target_ids(self, text: str, index: int) -> list[int]:
-        _check_text(text, index, "reference")
+    def _target_ids(self, text: str, number: int) -> list[int]:
+        _check_text(text, number, "reference")
         ids = self.tgt_tokenizer.encode(text)
         if len(ids) >= MAX_SOURCE_TOKENS:
             raise InputError(
-                f"reference {index + 1} has {len(ids)} tokens; at most "
+                f"reference {number} has {len(ids)} tokens; at most "
                 f"{MAX_SOURCE_TOKENS - 1} are supported"
             )
         return ids
@@ -275,13 +283,19 @@ def _text_list(value: Any, name: str, *, single: bool = True) -> list[str]:
     return list(value)
 
 
-def _check_text(text: str, index: int, what: str) -> None:
+def _check_text(text: str, number: int, what: str) -> None:
+    """Valid UTF-8 text of at most MAX_LINE_BYTES bytes, checked before any tokenizing."""
+    too_long = InputError(f"{what} {number} is longer than {MAX_LINE_BYTES:,} bytes")
+    if len(text) > MAX_LINE_BYTES:  # every character takes at least one byte
+        raise too_long
     try:
-        text.encode("utf-8")
+        size = len(text.encode("utf-8"))
     except UnicodeEncodeError as err:
         raise InputError(
-            f"{what} {index + 1} is not valid UTF-8 text (bad character at {err.start})"
+            f"{what} {number} is not valid UTF-8 text (bad character at {err.start})"
         ) from err
+    if size > MAX_LINE_BYTES:
+        raise too_long
 
 
 def _resolve(device: Any) -> torch.device:
