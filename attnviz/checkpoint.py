@@ -278,13 +278,14 @@ def check_plain(
     *,
     allow_bytes: bool = False,
     max_items: int = MAX_METADATA_ITEMS,
+    max_text: int = MAX_METADATA_TEXT,
 ) -> None:
     """Refuse anything but JSON-like data (text, numbers, booleans, None, lists, dicts with text
     keys; bytes where allowed), nested at most MAX_METADATA_DEPTH deep and bounded in size.
 
     Raises CheckpointError naming the offending place, e.g. ``metadata.history[3]``.
     """
-    budget = {"items": max_items, "text": MAX_METADATA_TEXT}
+    budget = {"items": max_items, "text": max_text}
     on_path: set[int] = set()
 
     def visit(item: Any, place: str, depth: int) -> None:
@@ -299,7 +300,7 @@ def check_plain(
                 budget["text"] -= len(item)
                 if budget["text"] < 0:
                     raise CheckpointError(
-                        f"{where} holds more than {MAX_METADATA_TEXT:,} characters of text"
+                        f"{where} holds more than {max_text:,} characters of text"
                     )
             return
         if kind not in (dict, list, tuple):
@@ -456,7 +457,14 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> 
     for key in ("src_tokenizer", "tgt_tokenizer"):
         if not isinstance(payload[key], dict) or not payload[key]:
             raise CheckpointError(f"{file}: {key} must be a tokenizer spec (a dict)")
-        _plain_or_fail(file, payload[key], key, allow_bytes=True, max_items=MAX_SPEC_ITEMS)
+        _plain_or_fail(
+            file,
+            payload[key],
+            key,
+            allow_bytes=True,
+            max_items=MAX_SPEC_ITEMS,
+            max_text=MAX_PICKLE_BYTES,
+        )
     if not isinstance(payload["state_dict"], dict):
         raise CheckpointError(f"{file}: state_dict is not a dict")
     metadata = payload.get("metadata")
@@ -468,7 +476,12 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> 
     _check_storage(file, storage_bytes, expected)
     # names and shapes first (nothing read), then the data itself, copied off the mapped file
     check_weights(config, payload["state_dict"], file, values=False, expected=expected)
-    state_dict = {k: v.to(device, copy=True) for k, v in payload["state_dict"].items()}
+    try:
+        state_dict = {k: v.to(device, copy=True) for k, v in payload["state_dict"].items()}
+    except (RuntimeError, AssertionError) as err:
+        raise CheckpointError(
+            f"{file}: cannot place the weights on {device} ({_first_line(err)})"
+        ) from err
     check_weights(config, state_dict, file, expected=expected)
     _check_digest(file, payload.get(DIGEST_KEY), state_dict)
     return Checkpoint(

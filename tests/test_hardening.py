@@ -160,7 +160,10 @@ def test_deeply_nested_json_for_heatmap_is_one_line(tmp_path, depth):
     reason="the figure renderer passes dpi 1-3 to FreeType, which raises on the tiny font size",
 )
 @pytest.mark.parametrize("dpi", ["1", "3"])
-def test_tiny_dpi_is_drawn_or_refused(tmp_path, translator, dpi):
+def test_tiny_dpi_is_drawn_or_refused(tmp_path, checkpoint_path, dpi):
+    from attnviz import load_model
+
+    translator = load_model(checkpoint_path, device="cpu")
     (alignment,) = translator.translate("the boy ate an apple . did the cat sleep ?")
     source = tmp_path / "one.jsonl"
     source.write_text(alignment.to_json() + "\n", encoding="utf-8")
