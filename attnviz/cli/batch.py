@@ -67,6 +67,8 @@ def _read_records(source: str) -> list[dict]:
             record = json.loads(line)
         except json.JSONDecodeError as err:
             raise InputError(f"{name}:{number}: not a JSON alignment record ({err.msg})") from err
+        except RecursionError:
+            raise InputError(f"{name}:{number}: JSON nested too deeply") from None
         if not isinstance(record, dict):
             raise InputError(f"{name}:{number}: not a JSON alignment record")
         records.append(record)
