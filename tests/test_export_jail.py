@@ -22,8 +22,8 @@ from export_support import (
     write_input,
 )
 
-from attnviz.errors import InputError
-from attnviz.export import LOCK, Exporter, ExportOptions
+from attnviz.errors import InputError, UsageError
+from attnviz.export import LOCK, Exporter, ExportOptions, ExportStats
 from attnviz.options import DecodeOptions
 
 
@@ -321,3 +321,24 @@ def test_the_library_raises_for_a_changed_input(tmp_path, input_file, checkpoint
         Exporter(Truncating(), input_file, tmp_path / "out", options).run()
     assert not (tmp_path / "out" / "manifest.json").exists()
     assert not (tmp_path / "out" / LOCK).exists()
+
+
+def test_a_finished_exporter_does_not_run_again_without_its_lock(
+    tmp_path, input_file, checkpoint_path
+):
+    """run() releases the lock; running again checks the folder like a new run."""
+    from attnviz.translator import load_model
+
+    translator = load_model(str(checkpoint_path))
+    exporter = Exporter(translator, input_file, tmp_path / "out", ExportOptions())
+    assert exporter.run().records == 4
+    assert not (tmp_path / "out" / LOCK).exists()
+    with pytest.raises(UsageError, match="folder is not empty"):
+        exporter.run()
+    # a manifest whose counts are not numbers is still read without a traceback
+    manifest = tmp_path / "out" / "manifest.json"
+    record = json.loads(manifest.read_text())
+    record["counts"] = {"lines": "many", "records": None}
+    manifest.write_text(json.dumps(record))
+    again = Exporter(translator, input_file, tmp_path / "out", ExportOptions(), resume=True)
+    assert again.run() == ExportStats(already_complete=True)

@@ -200,7 +200,7 @@ def export(
         with exporter:
             exporter.start()  # folder and input problems show before the progress bar
             if exporter.already_complete:
-                console.print(f"{escape(str(out))}: this export is already complete; nothing to do")
+                console.print(safe_text(f"{out}: this export is already complete; nothing to do"))
                 return
             bar = Progress(
                 TextColumn("[bold]export"),

@@ -94,6 +94,10 @@ class _Journal:
             raise OutputError(f"{where}: damaged journal; start again with --overwrite") from None
 
 
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
 class LineError(AttnvizError):
     """A single input line that cannot be handled; ``source`` is what its record shows."""
 
@@ -176,8 +180,9 @@ class Exporter:
         self.close()
 
     def close(self) -> None:
-        """Release the folder's lock."""
+        """Release the folder's lock; a later :meth:`start` checks the folder again."""
         self.folder.unlock()
+        self._input = None
 
     # -- starting: input, folder, lock, resume or overwrite -----------------------------------
 
@@ -186,6 +191,7 @@ class Exporter:
         interruption can be resumed."""
         if self._input is not None:
             return
+        self._complete = None
         snapshot = source.snapshot(self.input_path)
         self.folder.create()
         self.folder.lock()
@@ -246,7 +252,7 @@ class Exporter:
             )
         counts = manifest["counts"]
         self._complete = ExportStats(
-            **{key: int(counts.get(key, 0)) for key in ("lines", *_COUNTS, "figures")},
+            **{key: _count(counts.get(key)) for key in ("lines", *_COUNTS, "figures")},
             already_complete=True,
         )
 
@@ -324,11 +330,11 @@ class Exporter:
 
     def _export(self, clock: float) -> ExportStats:
         assert self._input is not None
-        journal = self._journal
+        snapshot, journal = self._input, self._journal
         if journal is None:  # written before any other file, so that an interruption is ours
             journal = _Journal(self._identity)
             self.folder.write(JOURNAL, journal.to_bytes())
-        stats = ExportStats(resumed_from=journal.lines_done, lines=self._input.lines)
+        stats = ExportStats(resumed_from=journal.lines_done, lines=snapshot.lines)
         formats = [fmt(self.folder, self.options) for fmt in selected_formats(self.options)]
         try:
             if journal.finishing:

@@ -16,7 +16,6 @@ test: what its reader gives back equals what was written.
 
 from __future__ import annotations
 
-import io as _bytes_io
 import json
 import os
 import re
@@ -24,6 +23,7 @@ import struct
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from io import BytesIO
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 JSONL_MAX_LINE_BYTES = 64 << 20
 
 
-@dataclass(frozen=True, eq=True)
+@dataclass(frozen=True)
 class SentenceGroup:
     """The result of one input line: its hypotheses, best first, or why it failed.
 
@@ -282,7 +282,7 @@ _DOS_DATE = (0, 0x21)  # 1980-01-01 00:00: fixed so that the bytes do not depend
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:
-    buffer = _bytes_io.BytesIO()
+    buffer = BytesIO()
     np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
     return buffer.getvalue()
 
