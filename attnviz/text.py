@@ -41,3 +41,21 @@ def visible(text: object) -> str:
     if string.isprintable():  # no Cc, Cf, Cs, Zl, Zp (nor Co, Cn, Zs): nothing to replace
         return string
     return "".join(_stand_in(char) for char in string)
+
+
+def json_safe(json_text: str) -> str:
+    """JSON text with every hidden character written as a ``\\uXXXX`` escape.
+
+    ``json.dumps(..., ensure_ascii=False)`` escapes C0 controls but leaves DEL, C1 controls,
+    bidi overrides and line separators raw; this escapes them too, so JSON lines printed to
+    a terminal cannot drive it. The escapes are standard JSON: the data reads back unchanged.
+    """
+    if json_text.isprintable():
+        return json_text
+    out = []
+    for char in json_text:
+        if char in _JOINERS or unicodedata.category(char) not in _HIDDEN:
+            out.append(char)
+        else:  # JSON escapes are UTF-16 code units; lone surrogates are one unit each
+            out.append(f"\\u{ord(char):04x}")
+    return "".join(out)

@@ -234,3 +234,37 @@ def test_hostile_heatmap_path_is_shown_literally(tmp_path, checkpoint_path):
     assert out.exists()
     assert control_characters(result.stderr) == set()
     assert "fig\\x1b[31m\\u202e.png" in result.stderr.replace("\n", "")
+
+
+def test_json_safe_escapes_hidden_characters_and_reads_back():
+    import json
+
+    from attnviz.text import json_safe
+
+    value = {"tok": "a\x9b31m\u202eb\u2028c\x7f", "ko": "소년이 사과를", "zwj": "a\u200db"}
+    text = json_safe(json.dumps(value, ensure_ascii=False))
+    assert "\x9b" not in text and "\u202e" not in text and "\u2028" not in text
+    assert "\x7f" not in text
+    assert "\\u009b" in text and "\\u202e" in text and "\\u2028" in text
+    assert "소년이 사과를" in text and "\u200d" in text  # printable text stays readable
+    assert json.loads(text) == value
+
+
+def test_alignment_json_line_has_no_raw_hidden_characters():
+    import numpy as np
+
+    from attnviz.alignment import Alignment
+
+    alignment = Alignment(
+        source="x\u202ey",
+        translation="\x9b2J",
+        src_tokens=["x\u202ey", "</s>"],
+        tgt_tokens=["\x9b2J", "</s>"],
+        weights=np.full((2, 2), 0.5, np.float32),
+        scores=np.zeros((2, 2), np.float32),
+        token_logprobs=np.zeros(2, np.float32),
+        score=0.0,
+    )
+    line = alignment.to_json()
+    assert line.isprintable()
+    assert Alignment.from_json(line) == alignment
