@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -130,21 +131,28 @@ class Alignment:
         Special tokens (``</s>``) are left out on both sides, so indices count the real
         tokens of the source and of the translation, 0-based.
         """
-        src_real = [i for i, tok in enumerate(self.src_tokens) if tok not in NON_WORDS]
-        tgt_real = [j for j, tok in enumerate(self.tgt_tokens) if tok not in NON_WORDS]
-        if not src_real:
-            return []
-        src_pos = {i: n for n, i in enumerate(src_real)}
-        links = []
-        for n, j in enumerate(tgt_real):
-            row = self.weights[j, src_real]
-            best = src_real[int(np.argmax(row))]
-            links.append((src_pos[best], n))
-        return links
+        return [(int(i), int(j)) for i, j in self._links.tolist()]
+
+    @cached_property
+    def _links(self) -> np.ndarray:
+        """[L, 2] (source, target) index pairs in target order, computed once."""
+        src_real = np.array([tok not in NON_WORDS for tok in self.src_tokens], dtype=bool)
+        tgt_real = np.array([tok not in NON_WORDS for tok in self.tgt_tokens], dtype=bool)
+        if not src_real.any():
+            return np.zeros((0, 2), np.int64)
+        rows = self.weights[np.ix_(tgt_real, src_real)]  # [T real, S real]
+        best = rows.argmax(axis=1) if rows.size else np.zeros(rows.shape[0], np.int64)
+        return np.stack([best, np.arange(best.size)], axis=1)
 
     def pharaoh(self) -> str:
         """Hard links as a Pharaoh line: ``i-j`` pairs, source index first, sorted."""
-        return " ".join(f"{i}-{j}" for i, j in sorted(self.hard_links()))
+        return self._pharaoh
+
+    @cached_property
+    def _pharaoh(self) -> str:
+        links = self._links
+        ordered = links[np.lexsort((links[:, 1], links[:, 0]))]
+        return " ".join(f"{i}-{j}" for i, j in ordered.tolist())
 
     # -- word level -------------------------------------------------------------------------
 
@@ -195,14 +203,20 @@ class Alignment:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict. Float32 values go through Python floats, which is lossless."""
+        return self.json_record(arrays=False)
+
+    def json_record(self, arrays: bool = True) -> dict[str, Any]:
+        """The JSON record; with ``arrays`` the matrices stay numpy float32 arrays, for
+        :func:`json_bytes`, which writes each value in its shortest float32 form."""
+        convert = np.ascontiguousarray if arrays else np.ndarray.tolist
         record: dict[str, Any] = {
             "source": self.source,
             "translation": self.translation,
             "src_tokens": list(self.src_tokens),
             "tgt_tokens": list(self.tgt_tokens),
-            "attention": self.weights.tolist(),
-            "scores": self.scores.tolist(),
-            "token_logprobs": self.token_logprobs.tolist(),
+            "attention": convert(self.weights),
+            "scores": convert(self.scores),
+            "token_logprobs": convert(self.token_logprobs),
             "alignment": self.pharaoh(),
             "score": _json_float(self.score),
             "rank": self.rank,
@@ -250,7 +264,7 @@ class Alignment:
             weights=weights,
             scores=scores,
             token_logprobs=(
-                np.asarray(logprobs, np.float32)
+                _vector(logprobs, "token_logprobs")
                 if logprobs is not None
                 else np.zeros(shape[0], np.float32)
             ),
@@ -264,11 +278,31 @@ class Alignment:
         """One JSON line; hidden characters (controls, bidi overrides) as ``\\u`` escapes."""
         from attnviz.text import json_safe
 
-        return json_safe(json.dumps(self.to_dict(), ensure_ascii=False, allow_nan=False))
+        return json_safe(json_bytes(self.json_record()).decode("utf-8"))
 
     @classmethod
     def from_json(cls, line: str) -> Alignment:
         return cls.from_dict(json.loads(line))
+
+
+def json_bytes(value: Any) -> bytes:
+    """UTF-8 JSON of ``value``, which may hold numpy arrays: float32 values are written in
+    their shortest form that reads back to the same float32 (``0.1``, not
+    ``0.10000000149011612``), non-finite values as ``null`` (read back as NaN)."""
+    import orjson
+
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY)
+    except orjson.JSONEncodeError:  # e.g. text orjson refuses (lone surrogates)
+        return json.dumps(value, ensure_ascii=False, default=_plain).encode(
+            "utf-8", "surrogatepass"
+        )
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return np.where(np.isfinite(value), value, None).tolist() if value.size else []
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def _json_float(value: float) -> float | None:
@@ -284,11 +318,30 @@ def _matrix(rows: Any, shape: tuple[int, int], name: str) -> np.ndarray:
         return np.zeros(shape, np.float32)
     try:
         matrix = np.asarray(rows, dtype=np.float32)
-    except (TypeError, ValueError) as err:
+    except TypeError:  # null cells: values that were not finite
+        matrix = _with_nan(rows, name)
+    except ValueError as err:
         raise ValueError(f"{name} is not a numeric T×S matrix") from err
     if matrix.shape != shape:
         raise ValueError(f"{name} has shape {matrix.shape}, expected {shape} from the tokens")
     return matrix
+
+
+def _vector(values: Any, name: str) -> np.ndarray:
+    try:
+        return np.asarray(values, dtype=np.float32)
+    except TypeError:  # null entries: values that were not finite
+        return _with_nan(values, name)
+    except ValueError as err:
+        raise ValueError(f"{name} is not a list of numbers") from err
+
+
+def _with_nan(rows: Any, name: str) -> np.ndarray:
+    try:
+        values = np.array(rows, dtype=object)
+        return np.where(values == None, np.nan, values).astype(np.float32)  # noqa: E711
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name} is not a numeric T×S matrix") from err
 
 
 @dataclass(frozen=True)

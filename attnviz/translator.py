@@ -9,6 +9,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from attnviz.alignment import Alignment, SentenceError
@@ -99,6 +100,7 @@ class Translator:
         self.src_tokenizer, self.tgt_tokenizer = checkpoint.tokenizers()
         self.model = build_model(checkpoint, self.device).to(self.dtype)
         self.threads = resolve_threads(threads, self.device, self.model.parameter_count())
+        self._piece_tables: dict[int, np.ndarray] = {}
 
     @property
     def path(self) -> Path | None:
@@ -233,6 +235,18 @@ class Translator:
             return "<unk>"
         return tokenizer.id_to_piece(index)
 
+    def _pieces(self, tokenizer: Tokenizer, ids: Sequence[int] | np.ndarray) -> list[str]:
+        """The pieces of ``ids``, looked up in a table made once per tokenizer."""
+        table = self._piece_tables.get(id(tokenizer))
+        if table is None:
+            size = tokenizer.vocab_size
+            table = np.array([self._piece(tokenizer, i) for i in range(size)], dtype=object)
+            self._piece_tables[id(tokenizer)] = table
+        index = np.asarray(ids, dtype=np.int64)
+        if index.size and not 0 <= index.min() <= index.max() < table.size:
+            return [self._piece(tokenizer, int(i)) for i in index]
+        return table[index].tolist()
+
     def _decode_batch(
         self,
         source_ids: list[list[int]],
@@ -262,8 +276,8 @@ class Translator:
         alignment = Alignment(
             source=source,
             translation=self.tgt_tokenizer.decode(body),
-            src_tokens=[self._piece(self.src_tokenizer, i) for i in source_ids],
-            tgt_tokens=[self._piece(self.tgt_tokenizer, t) for t in hyp.tokens],
+            src_tokens=self._pieces(self.src_tokenizer, source_ids),
+            tgt_tokens=self._pieces(self.tgt_tokenizer, hyp.tokens),
             weights=hyp.weights,
             scores=hyp.scores,
             token_logprobs=hyp.token_logprobs,

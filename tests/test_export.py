@@ -11,7 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from attnviz.cli import app
+from attnviz.alignment import json_bytes
 from attnviz.export import read_jsonl
+from attnviz.export.formats import record as jsonl_record
 
 runner = CliRunner()
 SENTENCES = [
@@ -64,11 +66,15 @@ def test_export_writes_every_file_in_input_order(input_file, checkpoint_path, tm
                     arrays[str(record["id"])].shape
                 ),
             )
-    # JSONL -> Alignment -> JSONL is lossless
+    # JSONL -> Alignment -> JSONL is lossless, to the byte
     groups = list(read_jsonl(out / "alignments.jsonl"))
     assert [g.index for g in groups] == [r["id"] for r in records]
-    for group, record in zip(groups, records, strict=True):
-        assert {"id": group.index, **group.best.to_dict()} == record
+    lines = (out / "alignments.jsonl").read_bytes().splitlines()
+    for group, record, line in zip(groups, records, lines, strict=True):
+        assert json_bytes(jsonl_record(group, arrays=True)) == line
+        for key, values in (("attention", group.best.weights), ("scores", group.best.scores)):
+            written = np.asarray(record[key], np.float32).reshape(values.shape)
+            assert np.array_equal(written.view(np.uint32), values.view(np.uint32))
     assert sorted(p.name for p in out.iterdir()) == [
         "alignments.jsonl",
         "alignments.pharaoh",

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from attnviz.alignment import Alignment
+from attnviz.alignment import Alignment, json_bytes
 from attnviz.errors import InputError, OutputError
 from attnviz.export.folder import OutputFolder, PartialFile
 
@@ -180,16 +180,16 @@ class JsonlFormat(AppendedFile):
     filename = "alignments.jsonl"
 
     def encode(self, group: SentenceGroup) -> bytes:
-        return (json.dumps(record(group), ensure_ascii=False, allow_nan=False) + "\n").encode()
+        return json_bytes(record(group, arrays=True)) + b"\n"
 
 
-def record(group: SentenceGroup) -> dict[str, Any]:
-    """The JSONL record of a group."""
+def record(group: SentenceGroup, arrays: bool = False) -> dict[str, Any]:
+    """The JSONL record of a group (matrices as numpy arrays with ``arrays``)."""
     if group.error is not None or group.best is None:
         return {"id": group.index, "source": group.source, "error": group.error or ""}
-    result = {"id": group.index, **group.best.to_dict()}
+    result = {"id": group.index, **group.best.json_record(arrays)}
     if len(group.alignments) > 1:
-        result["nbest"] = [alignment.to_dict() for alignment in group.alignments[1:]]
+        result["nbest"] = [alignment.json_record(arrays) for alignment in group.alignments[1:]]
     return result
 
 
