@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from attnviz.cli import app
 from attnviz.alignment import json_bytes
+from attnviz.cli import app
 from attnviz.export import read_jsonl
 from attnviz.export.formats import record as jsonl_record
 
