@@ -170,9 +170,8 @@ def test_missing_input_and_bad_figure_format(tmp_path, checkpoint_path, input_fi
 
 def test_figures_are_written(input_file, checkpoint_path, tmp_path):
     out = tmp_path / "out"
-    result = export(
-        [input_file, "--out", out, "--model", checkpoint_path, "--figures", "png", "--workers", 1]
-    )
+    options = ["--figures", "png", "--figure-workers", 1]
+    result = export([input_file, "--out", out, "--model", checkpoint_path, *options])
     assert result.exit_code == 0, result.output
     names = sorted(p.name for p in (out / "figures").iterdir())
     assert names == ["0.png", "2.png", "3.png", "4.png"]

@@ -109,7 +109,7 @@ def test_every_format_has_a_round_trip():
 def test_round_trip(tmp_path, name, nbest):
     groups = make_groups(nbest)
     options = ExportOptions(
-        decode=DecodeOptions(beam=2, nbest=nbest), npz=True, figures="png", workers=1
+        decode=DecodeOptions(beam=2, nbest=nbest), npz=True, figures="png", figure_workers=1
     )
     final = write(name, tmp_path, groups, options)
     assert final == FORMATS[name].filename
@@ -134,7 +134,7 @@ def test_jsonl_records_are_the_documented_ones(tmp_path):
 
 def test_figures_are_images(tmp_path):
     groups = make_groups(nbest=1)
-    write("figures", tmp_path, groups, ExportOptions(figures="svg", workers=1))
+    write("figures", tmp_path, groups, ExportOptions(figures="svg", figure_workers=1))
     figures = read_figures(tmp_path / "figures")
     assert sorted(figures) == ["0", "3"]
     for path in figures.values():
@@ -222,7 +222,7 @@ def test_pharaoh_reader_refuses_other_text(tmp_path):
 def test_figures_folder_replaced_during_the_run_is_refused(tmp_path):
     from attnviz.errors import OutputError
 
-    fmt = FORMATS["figures"](OutputFolder(tmp_path), ExportOptions(figures="png", workers=1))
+    fmt = FORMATS["figures"](OutputFolder(tmp_path), ExportOptions(figures="png", figure_workers=1))
     fmt.open(0)
     try:
         (tmp_path / "figures").rename(tmp_path / "moved")

@@ -109,11 +109,11 @@ def test_resume_refuses_a_partial_file_that_is_not_a_file(setup, tmp_path, monke
 
 def test_resume_refuses_a_figures_link(setup, tmp_path, monkeypatch):
     out, outside, run = setup
-    unfinished(run, monkeypatch, "--figures", "png", "--workers", "1")
+    unfinished(run, monkeypatch, "--figures", "png", "--figure-workers", "1")
     (out / "figures").rename(tmp_path / "moved-figures")
     (out / "figures").symlink_to(outside / "pictures", target_is_directory=True)
     before = tree(tmp_path, skip=out)
-    result = run("--chunk-lines", "2", "--figures", "png", "--workers", "1", "--resume")
+    result = run("--chunk-lines", "2", "--figures", "png", "--figure-workers", "1", "--resume")
     assert result.exit_code == 1
     line = one_line(result)
     assert str(out / "figures") in line and "symbolic link" in line
@@ -122,13 +122,13 @@ def test_resume_refuses_a_figures_link(setup, tmp_path, monkeypatch):
 
 def test_overwrite_refuses_a_figures_link_before_removing_anything(setup, tmp_path):
     out, outside, run = setup
-    assert run("--figures", "png", "--workers", "1").exit_code == 0
+    assert run("--figures", "png", "--figure-workers", "1").exit_code == 0
     for figure in (out / "figures").iterdir():
         figure.unlink()
     (out / "figures").rmdir()
     (out / "figures").symlink_to(outside / "pictures", target_is_directory=True)
     before, inside = tree(tmp_path, skip=out), tree(out)
-    result = run("--figures", "png", "--workers", "1", "--overwrite")
+    result = run("--figures", "png", "--figure-workers", "1", "--overwrite")
     assert result.exit_code == 1
     line = one_line(result)
     assert str(out / "figures") in line
@@ -154,10 +154,10 @@ def test_overwrite_keeps_the_users_own_manifest_and_figures(setup, tmp_path, fig
 
 def test_overwrite_refuses_a_users_file_inside_the_exports_figures(setup, tmp_path):
     out, _, run = setup
-    assert run("--figures", "png", "--workers", "1").exit_code == 0
+    assert run("--figures", "png", "--figure-workers", "1").exit_code == 0
     (out / "figures" / "notes.txt").write_text("mine")
     before = tree(tmp_path)
-    result = run("--figures", "png", "--workers", "1", "--overwrite")
+    result = run("--figures", "png", "--figure-workers", "1", "--overwrite")
     assert result.exit_code == 1
     assert str(out / "figures" / "notes.txt") in one_line(result)
     assert tree(tmp_path) == before
@@ -165,7 +165,7 @@ def test_overwrite_refuses_a_users_file_inside_the_exports_figures(setup, tmp_pa
 
 def test_overwrite_replaces_only_what_the_earlier_export_wrote(setup, tmp_path):
     out, _, run = setup
-    assert run("--npz", "--figures", "png", "--workers", "1").exit_code == 0
+    assert run("--npz", "--figures", "png", "--figure-workers", "1").exit_code == 0
     (out / "keep.txt").write_text("mine")
     result = run("--overwrite")
     assert result.exit_code == 0, result.output

@@ -220,7 +220,7 @@ def test_killing_the_export_leaves_no_figure_worker(tmp_path, checkpoint_path):
     lines = [f"{s} {n}" for n in range(4) for s in SENTENCES if s]
     path = write_input(tmp_path / "in.txt", lines)
     out = tmp_path / "out"
-    common = ["--model", str(checkpoint_path), "--figures", "png", "--workers", "2"]
+    common = ["--model", str(checkpoint_path), "--figures", "png", "--figure-workers", "2"]
     common += ["--chunk-lines", "2", "--device", "cpu"]
     process = subprocess.Popen(
         _cli("export", str(path), "--out", str(out), *common),

@@ -31,6 +31,7 @@ from attnviz.cli.common import (
     stderr_console,
 )
 from attnviz.errors import InputError, UsageError
+from attnviz.export.options import DEFAULT_CHUNK_LINES
 from attnviz.io import check_output
 from attnviz.options import DEFAULT_BATCH_SIZE
 
@@ -154,11 +155,24 @@ def export(
         str | None, typer.Option("--figures", help="Also draw figures/<id>.png or .svg.")
     ] = None,
     batch_size: BatchSizeOption = DEFAULT_BATCH_SIZE,
-    workers: Annotated[int, typer.Option("--workers", help="Processes drawing figures.")] = 2,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            help="Processes decoding chunks, one CPU thread each (1: this process decodes).",
+        ),
+    ] = 1,
+    figure_workers: Annotated[
+        int, typer.Option("--figure-workers", help="Processes drawing figures.")
+    ] = 2,
     dpi: Annotated[int, typer.Option("--dpi", help="Resolution of PNG figures.")] = 100,
     chunk_lines: Annotated[
-        int, typer.Option("--chunk-lines", help="Lines committed together (resume granularity).")
-    ] = 256,
+        int,
+        typer.Option(
+            "--chunk-lines",
+            help="Lines decoded and committed together (resume granularity, unit of work).",
+        ),
+    ] = DEFAULT_CHUNK_LINES,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue an interrupted export in OUT.")
     ] = False,
@@ -168,12 +182,26 @@ def export(
     strict: Annotated[
         bool, typer.Option("--strict", help="Stop at the first line that cannot be handled.")
     ] = False,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            "--shard",
+            help="K/N: export only chunks K, K+N, … into OUT/shard-K-of-N (join the shards "
+            "with `attnviz merge`); auto: K and N from RANK/WORLD_SIZE (torchrun) or "
+            "SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT.",
+        ),
+    ] = None,
 ) -> None:
     """Export the alignments of a whole file: JSONL, Pharaoh, NPZ and figures."""
     with errors():
         from attnviz.cli.progress import ExportBar
         from attnviz.export import Exporter, ExportOptions
+        from attnviz.export.shards import parse_shard, shard_folder
         from attnviz.export.source import check_input
+
+        part = parse_shard(shard) if shard is not None else (0, 1)
+        if shard is not None:
+            out = shard_folder(out, *part)
 
         options = ExportOptions(
             decode=decode_options(beam=beam, nbest=nbest, words=words, batch_size=batch_size),
@@ -183,7 +211,9 @@ def export(
             chunk_lines=chunk_lines,
             strict=strict,
             workers=workers,
+            figure_workers=figure_workers,
             dpi=dpi,
+            shard=part,
         )
         if resume and overwrite:
             raise UsageError("--resume and --overwrite exclude each other")

@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from attnviz import io
-from attnviz.alignment import SentenceError
-from attnviz.errors import AttnvizError, InputError, OutputError, UsageError
+from attnviz.errors import AttnvizError, OutputError, UsageError
 from attnviz.export import source
 from attnviz.export.folder import OutputFolder
-from attnviz.export.formats import FORMATS, Format, SentenceGroup, selected_formats
+from attnviz.export.formats import FORMATS, Format, selected_formats
 from attnviz.export.options import ExportOptions
+from attnviz.export.work import ChunkResult, DecodePool, do_chunk, local_results
 
 MANIFEST = "manifest.json"
 JOURNAL = ".attnviz-export.json"
@@ -334,21 +334,45 @@ class Exporter:
         if journal is None:  # written before any other file, so that an interruption is ours
             journal = _Journal(self._identity)
             self.folder.write(JOURNAL, journal.to_bytes())
-        stats = ExportStats(resumed_from=journal.lines_done, lines=snapshot.lines)
+        lines = self.options.lines_taken(snapshot.lines)
+        stats = ExportStats(resumed_from=journal.lines_done, lines=lines)
         formats = [fmt(self.folder, self.options) for fmt in selected_formats(self.options)]
+        pool: DecodePool | None = None
         try:
             if journal.finishing:
                 for fmt in formats:
                     fmt.reclaim()
             for fmt in formats:
                 fmt.open(journal.sizes.get(fmt.name, 0))
-            for chunk in self._chunks(journal.lines_done):
-                self._process(chunk, formats, journal)
+            encoders = [fmt for fmt in formats if fmt.encodes]
+            keep_groups = len(encoders) < len(formats)
+            chunks = self._chunks(journal.lines_done)
+            if self.options.workers > 1:
+                pool = DecodePool(
+                    self.translator, self.options, self.input_path, encoders, keep_groups
+                )
+                results = pool.map(chunks)
+            else:
+                results = local_results(
+                    lambda chunk: do_chunk(
+                        self.translator,
+                        self.options,
+                        chunk,
+                        self.input_path,
+                        encoders,
+                        keep_groups,
+                    ),
+                    chunks,
+                )
+            for result in results:
+                self._process(result, formats, journal)
                 self._report(journal, clock)
             journal.finishing = True
             self.folder.write(JOURNAL, journal.to_bytes())
             files = [fmt.finish() for fmt in formats]
         finally:
+            if pool is not None:
+                pool.close()
             for fmt in formats:
                 fmt.close()
         for key in _COUNTS:
@@ -360,68 +384,45 @@ class Exporter:
         return stats
 
     def _chunks(self, skip: int) -> Iterator[list[tuple[int, bytes]]]:
-        """The input's lines after the first ``skip``, in chunks of ``chunk_lines``."""
+        """The input's lines after the first ``skip``, in chunks of ``chunk_lines`` (only this
+        shard's chunks)."""
         assert self._input is not None
+        options = self.options
         chunk: list[tuple[int, bytes]] = []
         for index, raw in source.read_lines(self._input):
-            if index < skip:
+            if index < skip or not options.takes_chunk(index // options.chunk_lines):
                 continue
             chunk.append((index, raw))
-            if len(chunk) == self.options.chunk_lines:
+            if len(chunk) == options.chunk_lines:
                 yield chunk
                 chunk = []
         if chunk:
             yield chunk
 
-    def _process(
-        self, chunk: list[tuple[int, bytes]], formats: list[Format], journal: _Journal
-    ) -> None:
-        """Decode one chunk, write it in every format, commit, then record it in the journal."""
-        for group in self._groups(chunk, journal.counts):
-            for fmt in formats:
-                fmt.write(group)
+    def _process(self, result: ChunkResult, formats: list[Format], journal: _Journal) -> None:
+        """Write one chunk's result in every format, commit, then record it in the journal."""
+        for message in result.warnings:
+            self.on_warning(message)
+        for fmt in formats:
+            if fmt.name in result.payloads:
+                fmt.add(result.payloads[fmt.name])
+            else:
+                for group in result.groups or ():
+                    fmt.write(group)
         # everything of this chunk must be on disk before the journal says so
         for fmt in formats:
             journal.sizes[fmt.name] = fmt.commit()
-        journal.lines_done = chunk[-1][0] + 1
+        for key, count in result.counts.items():
+            journal.counts[key] += count
+        journal.lines_done = result.end
         self.folder.write(JOURNAL, journal.to_bytes())
-
-    def _groups(
-        self, chunk: list[tuple[int, bytes]], counts: dict[str, int]
-    ) -> list[SentenceGroup]:
-        """The result of every line of a chunk, in input order."""
-        groups: dict[int, SentenceGroup] = {}
-        todo: list[tuple[int, str, str | None]] = []
-        for index, raw in chunk:
-            try:
-                todo.append((index, *parse_line(raw, index + 1, self.options.refs)))
-            except LineError as err:
-                groups[index] = self._failed(index, err.source, str(err), counts)
-        refs = [ref or "" for _, _, ref in todo] if self.options.refs else None
-        results = self.translator.translate_grouped(
-            [text for _, text, _ in todo], refs=refs, options=self.options.decode
-        )
-        for (index, text, _), result in zip(todo, results, strict=True):
-            if isinstance(result, SentenceError):
-                message = f"line {index + 1}: {result.message}"
-                groups[index] = self._failed(index, text, message, counts)
-                continue
-            groups[index] = SentenceGroup(index, text, tuple(result))
-            counts["records" if text.strip() else "empty"] += 1
-        return [groups[index] for index, _ in chunk]
-
-    def _failed(self, index: int, text: str, message: str, counts: dict[str, int]) -> SentenceGroup:
-        if self.options.strict:
-            raise InputError(f"{self.input_path}: {message}")
-        self.on_warning(message)
-        counts["failed"] += 1
-        return SentenceGroup(index, text, error=message)
 
     def _report(self, journal: _Journal, clock: float) -> None:
         if self.on_progress and self._input is not None:
             done = sum(journal.counts.values())
             elapsed = time.perf_counter() - clock
-            self.on_progress(ExportProgress(done, self._input.lines, elapsed))
+            total = self.options.lines_taken(self._input.lines)
+            self.on_progress(ExportProgress(done, total, elapsed))
 
     def _write_manifest(
         self, stats: ExportStats, identity: dict[str, Any], files: list[str]

@@ -81,7 +81,7 @@ class FigurePool:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        self.workers = options.workers
+        self.workers = options.figure_workers
         self.limit = self.workers * 16
         context = multiprocessing.get_context("spawn" if os.name == "nt" else "forkserver")
         self.pool = ProcessPoolExecutor(

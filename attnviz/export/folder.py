@@ -326,6 +326,16 @@ class OutputFolder:
                 )
         return entries
 
+    def remove_files(self, name: str, entries: list[str]) -> None:
+        """Remove the files ``entries`` (checked by :meth:`check_folder_files`) of sub-folder
+        ``name``."""
+        folder = self / name
+        try:
+            for entry in entries:
+                os.unlink(folder / entry)
+        except OSError as err:
+            raise _cannot("remove", folder, err) from err
+
     def remove_folder(self, name: str, entries: list[str]) -> None:
         """Remove the files ``entries`` (checked by :meth:`check_folder_files`) and the folder."""
         folder = self / name

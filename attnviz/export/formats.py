@@ -4,7 +4,9 @@ The exporter drives every selected format through the same steps:
 
 - ``open(offset)``: start, or continue an interrupted run after ``offset``, the size the
   format last committed (the journal keeps ``{format: committed size}``);
-- ``write(group)``: add the result of one input line (a :class:`SentenceGroup`);
+- ``write(group)``: add the result of one input line (a :class:`SentenceGroup`); a format
+  written as one file (``encodes``) splits this into ``encode(group)``, which depends on the
+  options only and may run in a decoding process, and ``add(data)``;
 - ``commit()``: make everything written so far durable and return the committed size;
 - ``finish()``: give the result its final name and return it;
 - ``close()``: release files and processes (also after an error).
@@ -74,6 +76,8 @@ class Format:
     filename: ClassVar[str]
     #: the ExportOptions field that selects it; None: always written
     option: ClassVar[str | None] = None
+    #: True when ``write`` is ``add(encode(group))`` with an ``encode`` free of file state
+    encodes: ClassVar[bool] = False
 
     def __init__(self, folder: OutputFolder, options: ExportOptions) -> None:
         self.folder = folder
@@ -117,6 +121,8 @@ class Format:
 class AppendedFile(Format):
     """A format written as one file, appended to under ``<filename>.partial`` until finished."""
 
+    encodes = True
+
     def __init__(self, folder: OutputFolder, options: ExportOptions) -> None:
         super().__init__(folder, options)
         self._file: PartialFile | None = None
@@ -137,11 +143,15 @@ class AppendedFile(Format):
         self._file = self.folder.open_partial(self.partial_name(), offset)
 
     def write(self, group: SentenceGroup) -> None:
-        self._pending += self.encode(group)
+        self.add(self.encode(group))
 
     def encode(self, group: SentenceGroup) -> bytes:
-        """The bytes one group adds to the file."""
+        """The bytes one group adds to the file (from the options and the group alone)."""
         raise NotImplementedError
+
+    def add(self, data: bytes) -> None:
+        """Append what :meth:`encode` made for one or more groups, in input order."""
+        self._pending += data
 
     @property
     def end(self) -> int:
@@ -308,16 +318,19 @@ class NpzFormat(AppendedFile):
         for key, alignment in group.keyed(self.options.decode.nbest):
             name, data = f"{key}.npy".encode(), _npy_bytes(alignment.weights)
             if len(data) > _ZIP64_LIMIT:
-                raise OutputError(f"{self.folder / self.filename}: array {key} is over 2 GiB")
-            crc = zlib.crc32(data)
-            offset = self.end + len(chunk)
+                raise OutputError(f"{self.filename}: array {key} is over 2 GiB")
             time, date = _DOS_DATE
             chunk += _LOCAL.pack(
-                b"PK\x03\x04", 20, 0, 0, 0, time, date, crc, len(data), len(data), len(name), 0
-            )
+                b"PK\x03\x04", 20, 0, 0, 0, time, date, zlib.crc32(data), len(data), len(data),
+                len(name), 0,
+            )  # fmt: skip
             chunk += name + data
-            self._entries.append((name, crc, len(data), offset))
         return bytes(chunk)
+
+    def add(self, data: bytes) -> None:
+        """Append local entries made by :meth:`encode`, noting where each one starts."""
+        self._entries.extend(_local_entries(data, self.end))
+        super().add(data)
 
     def finish(self) -> str:
         self._opened().append(self._central_directory())
@@ -368,6 +381,17 @@ class NpzFormat(AppendedFile):
         return entries
 
 
+def _local_entries(data: bytes, base: int) -> Iterator[tuple[bytes, int, int, int]]:
+    """(name, crc, size, offset) of each local entry in ``data``, which starts at ``base``."""
+    offset = 0
+    while offset < len(data):
+        fields = _LOCAL.unpack_from(data, offset)
+        crc, size, name_length, extra_length = fields[7], fields[8], fields[10], fields[11]
+        start = offset + _LOCAL.size
+        yield bytes(data[start : start + name_length]), crc, size, base + offset
+        offset = start + name_length + extra_length + size
+
+
 def read_npz(path: str | os.PathLike[str]) -> Iterator[tuple[str, np.ndarray]]:
     """The (key, weights) pairs of an NPZ file, in the order they were written."""
     import zipfile
@@ -415,6 +439,11 @@ class FigureFormat(Format):
             self._identity = self.folder.make_folder(self.filename)
         else:
             self._identity = self.folder.check_folder(self.filename)
+            # a figure being written when the last run was killed left its temporary file
+            entries = self.folder.check_folder_files(self.filename, OWNED_FIGURE_FILE)
+            leftovers = [name for name in entries if _FIGURE_TEMPORARY.fullmatch(name)]
+            if leftovers:
+                self.folder.remove_files(self.filename, leftovers)
         self._count = offset
         self._pool = FigurePool(self.options)
 

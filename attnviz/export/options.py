@@ -9,10 +9,15 @@ from attnviz.errors import UsageError
 from attnviz.options import MAX_DPI, MIN_DPI, DecodeOptions
 
 FIGURE_FORMATS = ("png", "svg")
-#: Most figure worker processes accepted.
+#: Most decoding or figure worker processes accepted.
 MAX_WORKERS = 64
 #: Most lines committed together.
 MAX_CHUNK_LINES = 1_000_000
+#: Lines decoded and committed together by default: several batches, so that sorting by
+#: length inside a chunk keeps padding low, and few enough to resume at a fine grain.
+DEFAULT_CHUNK_LINES = 1024
+#: Most shards an export can be split into.
+MAX_SHARDS = 100_000
 
 
 def _check_int(name: str, value: Any, low: int, high: int) -> None:
@@ -28,19 +33,25 @@ class ExportOptions:
 
     ``decode``: how sentences are decoded; ``refs``: lines are ``source<TAB>reference`` and
     the references are forced; ``npz`` / ``figures`` (``"png"``, ``"svg"`` or None): the
-    optional formats; ``chunk_lines``: lines committed together (the resume granularity);
-    ``strict``: stop at the first line that cannot be handled; ``workers``: processes drawing
-    figures; ``dpi``: resolution of PNG figures.
+    optional formats; ``chunk_lines``: lines committed together (the resume granularity, and
+    the unit of work of decoding processes and shards); ``strict``: stop at the first line
+    that cannot be handled; ``workers``: processes decoding chunks (1: the exporting process
+    itself); ``figure_workers``: processes drawing figures; ``dpi``: resolution of PNG
+    figures. Neither number of processes changes a byte of the output. ``shard``: ``(K, N)``
+    exports only the chunks whose number (line // chunk_lines) is K modulo N; ``(0, 1)``:
+    every chunk.
     """
 
     decode: DecodeOptions = field(default_factory=DecodeOptions)
     refs: bool = False
     npz: bool = False
     figures: str | None = None
-    chunk_lines: int = 256
+    chunk_lines: int = DEFAULT_CHUNK_LINES
     strict: bool = False
-    workers: int = 2
+    workers: int = 1
+    figure_workers: int = 2
     dpi: int = 100
+    shard: tuple[int, int] = (0, 1)
 
     def __post_init__(self) -> None:
         if not isinstance(self.decode, DecodeOptions):
@@ -54,8 +65,13 @@ class ExportOptions:
             )
         _check_int("chunk size", self.chunk_lines, 1, MAX_CHUNK_LINES)
         _check_int("workers", self.workers, 1, MAX_WORKERS)
+        _check_int("figure workers", self.figure_workers, 1, MAX_WORKERS)
         if self.figures is not None:
             _check_int("dpi", self.dpi, MIN_DPI, MAX_DPI)
+        if not isinstance(self.shard, tuple) or len(self.shard) != 2:
+            raise UsageError(f"shard must be a pair (index, count), not {self.shard!r}")
+        _check_int("shard count", self.shard[1], 1, MAX_SHARDS)
+        _check_int("shard index", self.shard[0], 0, self.shard[1] - 1)
 
     def fingerprint(self) -> dict[str, Any]:
         """Options that can change the output bytes (a resumed run must use the same).
@@ -71,4 +87,24 @@ class ExportOptions:
                 values[fmt.option] = getattr(self, fmt.option)
         values["chunk_lines"] = self.chunk_lines
         values["dpi"] = self.dpi
+        if self.sharded:
+            values["shard"] = list(self.shard)
         return values
+
+    @property
+    def sharded(self) -> bool:
+        return self.shard[1] > 1
+
+    def takes_chunk(self, number: int) -> bool:
+        """Whether chunk ``number`` (0-based, lines ``number * chunk_lines`` on) is this
+        export's."""
+        index, count = self.shard
+        return number % count == index
+
+    def lines_taken(self, total: int) -> int:
+        """How many of ``total`` input lines fall in this export's chunks."""
+        size = self.chunk_lines
+        chunks = -(-total // size)
+        return sum(
+            min(size, total - number * size) for number in range(chunks) if self.takes_chunk(number)
+        )

@@ -1,0 +1,347 @@
+"""Exports split across machines: which shard a process is, and joining the shards.
+
+``export --shard K/N`` exports the chunks ``K, K + N, K + 2N, ...`` of the input (a chunk is
+``chunk_lines`` lines, numbered from the start of the file) into its own resumable folder;
+:func:`merge` joins the N finished shard folders into one export whose files are
+byte-identical to those of a single run with the same options.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import struct
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from attnviz.errors import InputError, OutputError, UsageError
+from attnviz.export.options import MAX_SHARDS
+
+#: What identifies an export's content; shards of one export agree on all of it.
+_IDENTITY = ("attnviz_version", "input_size", "input_sha256", "model_sha256", "precision")
+
+
+def parse_shard(text: str, environ: Mapping[str, str] | None = None) -> tuple[int, int]:
+    """``"K/N"`` (0 <= K < N), or ``"auto"``: ``RANK``/``WORLD_SIZE`` (torchrun), else
+    ``SLURM_ARRAY_TASK_ID``/``SLURM_ARRAY_TASK_COUNT`` (a Slurm job array; ids counted from
+    ``SLURM_ARRAY_TASK_MIN``)."""
+    environ = os.environ if environ is None else environ
+    text = text.strip()
+    if text == "auto":
+        if "RANK" in environ and "WORLD_SIZE" in environ:
+            index, count = _whole(environ, "RANK"), _whole(environ, "WORLD_SIZE")
+            where = "RANK/WORLD_SIZE"
+        elif "SLURM_ARRAY_TASK_ID" in environ and "SLURM_ARRAY_TASK_COUNT" in environ:
+            first = (
+                _whole(environ, "SLURM_ARRAY_TASK_MIN") if "SLURM_ARRAY_TASK_MIN" in environ else 0
+            )
+            index = _whole(environ, "SLURM_ARRAY_TASK_ID") - first
+            count = _whole(environ, "SLURM_ARRAY_TASK_COUNT")
+            where = "SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT"
+        else:
+            raise UsageError(
+                "--shard auto reads RANK and WORLD_SIZE (torchrun) or SLURM_ARRAY_TASK_ID and "
+                "SLURM_ARRAY_TASK_COUNT (a Slurm job array); neither pair is set"
+            )
+        if not 0 <= index < count:
+            raise UsageError(f"--shard auto: {where} give shard {index} of {count}")
+    else:
+        parts = text.split("/")
+        if len(parts) != 2 or not all(part.isdigit() for part in parts):
+            raise UsageError(f"--shard must be K/N (e.g. 0/4) or auto, not {text!r}")
+        index, count = int(parts[0]), int(parts[1])
+        if not 0 <= index < count:
+            raise UsageError(f"--shard {text}: K must be between 0 and N - 1")
+    if count > MAX_SHARDS:
+        raise UsageError(f"at most {MAX_SHARDS:,} shards, not {count:,}")
+    return index, count
+
+
+def _whole(environ: Mapping[str, str], name: str) -> int:
+    value = environ[name].strip()
+    if not value.isdigit():
+        raise UsageError(f"--shard auto: {name}={value!r} is not a whole number")
+    return int(value)
+
+
+def shard_folder(out: str | os.PathLike[str], index: int, count: int) -> Path:
+    """Where shard ``index`` of ``count`` of an export into ``out`` goes."""
+    return Path(out) / f"shard-{index:05d}-of-{count:05d}"
+
+
+# -- merging ----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Shard:
+    path: Path
+    manifest: dict[str, Any]
+    index: int
+
+
+def _read_shard(path: Path) -> _Shard:
+    from attnviz.export.exporter import JOURNAL, MANIFEST
+    from attnviz.export.folder import OutputFolder
+
+    folder = OutputFolder(path)
+    if not path.is_dir():
+        raise InputError(f"{path}: not a folder")
+    if folder.lstat(JOURNAL) is not None:
+        raise InputError(f"{path}: the shard export there is unfinished; finish it with --resume")
+    manifest = folder.read_json(MANIFEST)
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("options"), dict):
+        raise InputError(f"{path}: no finished export there (no {MANIFEST} of attnviz)")
+    shard = manifest["options"].get("shard")
+    if not (isinstance(shard, list) and len(shard) == 2 and all(isinstance(v, int) for v in shard)):
+        raise InputError(f"{path}: not a shard (exported without --shard)")
+    return _Shard(path, manifest, shard[0])
+
+
+def _check(shards: list[_Shard]) -> tuple[int, dict[str, Any]]:
+    """The shards, checked to be all of one export; return (count, options without shard)."""
+    first = shards[0].manifest
+    count = first["options"]["shard"][1]
+    options = {k: v for k, v in first["options"].items() if k != "shard"}
+    seen: dict[int, Path] = {}
+    for shard in shards:
+        manifest = shard.manifest
+        for key in _IDENTITY:
+            if manifest.get(key) != first.get(key):
+                raise UsageError(
+                    f"{shard.path}: not a shard of the same export as {shards[0].path} "
+                    f"({key} differs)"
+                )
+        other = {k: v for k, v in manifest["options"].items() if k != "shard"}
+        if other != options or manifest["options"]["shard"][1] != count:
+            raise UsageError(
+                f"{shard.path}: exported with other options than {shards[0].path}; "
+                "shards must share every option but the shard index"
+            )
+        if manifest.get("files") != first.get("files"):
+            raise UsageError(f"{shard.path}: holds other files than {shards[0].path}")
+        if shard.index in seen:
+            raise UsageError(f"{shard.path} and {seen[shard.index]} are both shard {shard.index}")
+        seen[shard.index] = shard.path
+    missing = sorted(set(range(count)) - set(seen))
+    if missing:
+        few = ", ".join(str(index) for index in missing[:5])
+        raise UsageError(f"shards {few}{' …' if len(missing) > 5 else ''} of {count} are missing")
+    return count, options
+
+
+@dataclass
+class MergeStats:
+    lines: int
+    records: int
+    empty: int
+    failed: int
+    figures: int
+    shards: int
+
+
+def merge(
+    shard_dirs: list[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> MergeStats:
+    """Join finished shard folders into one export in ``out``; its files are byte-identical
+    to those of a single run (the manifest sums the shards' counts and times)."""
+    from attnviz.export.exporter import JOURNAL, MANIFEST, Exporter, _Journal
+    from attnviz.export.formats import FORMATS, selected_formats
+    from attnviz.export.options import ExportOptions
+
+    if not shard_dirs:
+        raise UsageError("give the shard folders to merge")
+    shards = [_read_shard(Path(path)) for path in shard_dirs]
+    count, options_values = _check(shards)
+    shards.sort(key=lambda shard: shard.index)
+    chunk_lines = int(options_values["chunk_lines"])
+    counts = {
+        key: sum(int(shard.manifest["counts"].get(key, 0)) for shard in shards)
+        for key in ("lines", "records", "empty", "failed", "figures")
+    }
+    total = counts["lines"]
+    for shard in shards:
+        expected = ExportOptions(chunk_lines=chunk_lines, shard=(shard.index, count)).lines_taken(
+            total
+        )
+        if shard.manifest["counts"].get("lines") != expected:
+            raise InputError(
+                f"{shard.path}: holds {shard.manifest['counts'].get('lines')} lines, but shard "
+                f"{shard.index} of {count} of a {total}-line input has {expected}"
+            )
+    files = list(shards[0].manifest.get("files") or [])
+    by_file = {fmt.filename: fmt for fmt in FORMATS.values()}
+    unknown = [name for name in files if name not in by_file]
+    if unknown:
+        raise InputError(f"{shards[0].path}: unknown file {unknown[0]!r} in its manifest")
+
+    # the output folder: checked, locked and cleared as export does
+    export_options = ExportOptions(
+        npz="attention.npz" in files,
+        figures=_figure_format(shards[0]) if "figures" in files else None,
+        chunk_lines=chunk_lines,
+    )
+    exporter = Exporter(None, Path(os.devnull), Path(out), export_options, overwrite=overwrite)
+    folder = exporter.folder
+    folder.create()
+    folder.lock()
+    try:
+        if folder.names():
+            if not overwrite:
+                raise UsageError(
+                    f"{folder.path}: folder is not empty; use --overwrite to replace an "
+                    "earlier export there"
+                )
+            exporter._clear_previous()
+        formats = [fmt(folder, export_options) for fmt in selected_formats(export_options)]
+        journal = _Journal({"merge": [str(shard.path) for shard in shards]})
+        journal.sizes = {fmt.name: 0 for fmt in formats}
+        folder.write(JOURNAL, journal.to_bytes())  # marks the partial files as ours
+        written = []
+        try:
+            for fmt in formats:
+                if fmt.name == "figures":
+                    written.append(_merge_figures(shards, folder))
+                    continue
+                fmt.open(0)
+                sources = [shard.path / fmt.filename for shard in shards]
+                pieces = _npz_chunks if fmt.name == "npz" else _line_chunks
+                for number, data in enumerate(pieces(sources, total, chunk_lines, count)):
+                    fmt.add(data)
+                    if on_progress is not None:
+                        on_progress(min((number + 1) * chunk_lines, total), total)
+                fmt.commit()
+                written.append(fmt.finish())
+        finally:
+            for fmt in formats:
+                if fmt.name != "figures":
+                    fmt.close()
+        manifest = dict(shards[0].manifest)
+        manifest.update(
+            options=options_values,
+            counts=counts,
+            files=written,
+            resumed_from_line=0,
+            seconds=round(sum(float(s.manifest.get("seconds", 0.0)) for s in shards), 3),
+            merged_from=[str(shard.path) for shard in shards],
+        )
+        import json
+
+        text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
+        folder.write(MANIFEST, text.encode("utf-8"))
+        folder.remove(JOURNAL)
+    finally:
+        folder.unlock()
+    return MergeStats(shards=count, **counts)
+
+
+def _figure_format(shard: _Shard) -> str:
+    value = shard.manifest["options"].get("figures")
+    return value if isinstance(value, str) else "png"
+
+
+def _open_input(path: Path) -> IO[bytes]:
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        descriptor = os.open(path, flags)
+    except OSError as err:
+        raise InputError(f"{path}: cannot read ({err.strerror or err})") from err
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise InputError(f"{path}: not a regular file")
+    return os.fdopen(descriptor, "rb")
+
+
+def _chunk_sizes(total: int, chunk_lines: int) -> Iterator[int]:
+    for first in range(0, total, chunk_lines):
+        yield min(chunk_lines, total - first)
+
+
+def _line_chunks(sources: list[Path], total: int, chunk_lines: int, count: int) -> Iterator[bytes]:
+    """The lines of each chunk, in input order, taken from the shard that did it."""
+    streams = [_open_input(path) for path in sources]
+    try:
+        for number, size in enumerate(_chunk_sizes(total, chunk_lines)):
+            stream = streams[number % count]
+            lines = [stream.readline() for _ in range(size)]
+            if not lines[-1].endswith(b"\n"):
+                raise InputError(f"{sources[number % count]}: fewer lines than its manifest says")
+            yield b"".join(lines)
+        for path, stream in zip(sources, streams, strict=True):
+            if stream.read(1):
+                raise InputError(f"{path}: more lines than its manifest says")
+    finally:
+        for stream in streams:
+            stream.close()
+
+
+_LOCAL = struct.Struct("<4s2B4HL2L2H")
+
+
+def _npz_entries(path: Path, stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
+    """(line id, raw local entry) of each array of an export's NPZ, in file order."""
+    while True:
+        header = stream.read(_LOCAL.size)
+        if header[:4] != b"PK\x03\x04":
+            return  # the central directory (or the end)
+        if len(header) < _LOCAL.size:
+            raise InputError(f"{path}: damaged NPZ")
+        fields = _LOCAL.unpack(header)
+        size, name_length, extra_length = fields[8], fields[10], fields[11]
+        rest = stream.read(name_length + extra_length + size)
+        name = rest[:name_length].decode("ascii", "replace")
+        key = name.removesuffix(".npy").split("-")[0]
+        if not key.isdigit() or len(rest) != name_length + extra_length + size:
+            raise InputError(f"{path}: damaged NPZ or not written by export (entry {name!r})")
+        yield int(key), header + rest
+
+
+def _npz_chunks(sources: list[Path], total: int, chunk_lines: int, count: int) -> Iterator[bytes]:
+    """The arrays of each chunk, in input order, taken from the shard that did it."""
+    streams = [_open_input(path) for path in sources]
+    try:
+        entries = [
+            _npz_entries(path, stream) for path, stream in zip(sources, streams, strict=True)
+        ]
+        ahead: list[tuple[int, bytes] | None] = [next(e, None) for e in entries]
+        for number, _ in enumerate(_chunk_sizes(total, chunk_lines)):
+            shard = number % count
+            data = bytearray()
+            while ahead[shard] is not None and ahead[shard][0] // chunk_lines == number:
+                data += ahead[shard][1]
+                ahead[shard] = next(entries[shard], None)
+            yield bytes(data)
+        for path, left in zip(sources, ahead, strict=True):
+            if left is not None:
+                raise InputError(f"{path}: holds line {left[0]}, which is not its shard's")
+    finally:
+        for stream in streams:
+            stream.close()
+
+
+def _merge_figures(shards: list[_Shard], folder: Any) -> str:
+    """Copy every shard's figures into the merged folder's ``figures``."""
+    from attnviz.export.formats import FIGURE_NAME
+
+    folder.make_folder("figures")
+    for shard in shards:
+        source = shard.path / "figures"
+        if not source.is_dir():
+            raise InputError(f"{source}: missing")
+        for entry in sorted(os.listdir(source)):
+            path = source / entry
+            if not FIGURE_NAME.fullmatch(entry) or not path.is_file() or path.is_symlink():
+                raise InputError(f"{path}: not a figure written by export")
+            target = folder / "figures" / entry
+            try:
+                with _open_input(path) as reader, open(target, "xb") as writer:
+                    shutil.copyfileobj(reader, writer)
+            except FileExistsError:
+                raise OutputError(f"{target}: two shards hold this figure") from None
+    return "figures"
