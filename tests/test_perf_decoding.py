@@ -310,3 +310,51 @@ def test_forced_decoding_uses_the_same_step_as_free_decoding():
         rows = len(f[0].tokens)
         assert np.array_equal(f[0].weights, g[0].weights[:rows])
         assert np.array_equal(f[0].token_logprobs, g[0].token_logprobs[:rows])
+
+
+@pytest.mark.parametrize("beam", [1, 3])
+def test_one_read_back_per_step(monkeypatch, beam):
+    """On a GPU every read of a device value waits for the device: the loops read one number
+    per step (how many sentences are done) and move the results to the host at the end."""
+    model = make_model(seed=13, rnn="lstm")
+    src, lengths = sources(9, seed=14)
+    monkeypatch.setattr(decoding, "COMPACT_SHARE", 2.0)  # dropping rows reads their indices
+    steps = {"n": 0}
+    real_step_function = decoding._step_function
+
+    def counting_step_function(model):
+        step = real_step_function(model)
+
+        class Counting:
+            grouped = step.grouped
+            prepare_keys = staticmethod(step.prepare_keys)
+
+            def __call__(self, *args):
+                steps["n"] += 1
+                return step(*args)
+
+        return Counting()
+
+    reads = {"n": 0}
+    for name in ("__int__", "__bool__", "__float__", "item", "tolist", "cpu", "numpy", "nonzero"):
+        real = getattr(torch.Tensor, name)
+
+        def counting(self, *args, real=real, **kwargs):
+            reads["n"] += 1
+            return real(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counting)
+    monkeypatch.setattr(decoding, "_step_function", counting_step_function)
+    seen = []
+    for max_length in (3, 12):
+        steps["n"] = reads["n"] = 0
+        if beam == 1:
+            greedy_decode(model, src, lengths, max_length=max_length)
+        else:
+            beam_decode(model, src, lengths, beam_size=beam, max_length=max_length)
+        seen.append((steps["n"], reads["n"]))
+    (short_steps, short_reads), (long_steps, long_reads) = seen
+    assert long_steps > short_steps
+    # each further step adds exactly one read; the rest is a fixed cost around the loop
+    assert long_reads - short_reads == long_steps - short_steps
+    assert short_reads <= short_steps + 30
