@@ -192,7 +192,10 @@ def test_merge_refuses_shards_that_do_not_belong_together(tmp_path, eleven_lines
     single = tmp_path / "single"
     run_export(eleven_lines, single, checkpoint_path)
     result = merge(first, single, "--out", out)
-    assert result.exit_code == 1 and "not a shard" in one_line(result)
+    assert result.exit_code == 2 and "other options" in one_line(result)
+    whole = tmp_path / "whole"  # one folder that is all of an export (shard 0 of 1) merges
+    assert merge(single, "--out", whole).exit_code == 0
+    assert_same_export(whole, single)
 
     other_input = write_input(tmp_path / "other.txt", LINES[::-1])
     elsewhere = tmp_path / "elsewhere"

@@ -94,9 +94,9 @@ def _read_shard(path: Path) -> _Shard:
     manifest = folder.read_json(MANIFEST)
     if not isinstance(manifest, dict) or not isinstance(manifest.get("options"), dict):
         raise InputError(f"{path}: no finished export there (no {MANIFEST} of attnviz)")
-    shard = manifest["options"].get("shard")
+    shard = manifest["options"].setdefault("shard", [0, 1])  # a whole export: shard 0 of 1
     if not (isinstance(shard, list) and len(shard) == 2 and all(isinstance(v, int) for v in shard)):
-        raise InputError(f"{path}: not a shard (exported without --shard)")
+        raise InputError(f"{path}: damaged {MANIFEST} (its shard is not K, N)")
     return _Shard(path, manifest, shard[0])
 
 
