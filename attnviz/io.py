@@ -67,11 +67,15 @@ def atomic_write(
     data: bytes | Callable[[IO[bytes]], Any],
     *,
     mode: int = 0o666,
+    durable: bool = True,
 ) -> Path:
     """Write ``data`` (bytes, or a function writing to a binary stream) to ``path`` atomically.
 
     The target, if it exists, must be a regular file (a symlink, device or folder is refused,
     never followed or replaced). The permissions follow the umask, as for any new file.
+    ``durable``: flush the data to the disk before the rename (``fsync``); without it the file
+    is still never seen half-written by other processes, but a power failure soon after may
+    lose it (for files that can be made again, when their number makes ``fsync`` costly).
     """
     target = Path(path)
     folder = target.parent
@@ -95,7 +99,8 @@ def atomic_write(
             else:
                 data(stream)
             stream.flush()
-            os.fsync(stream.fileno())
+            if durable:
+                os.fsync(stream.fileno())
         os.replace(temporary, target)
     except OSError as err:
         with contextlib.suppress(OSError):

@@ -142,11 +142,14 @@ class FigureRenderer:
             self._figure = None
             self._mesh = None
 
-    def render(self, alignment: Alignment, path: str | os.PathLike[str]) -> Path:
+    def render(
+        self, alignment: Alignment, path: str | os.PathLike[str], *, durable: bool = True
+    ) -> Path:
         """Draw ``alignment`` to ``path`` (format from the suffix) and return the path.
 
         The file is written under a temporary name in the same folder and renamed into
-        place, so ``path`` never holds a half-written figure.
+        place, so ``path`` never holds a half-written figure; ``durable=False`` skips the
+        ``fsync`` (see :func:`attnviz.io.atomic_write`).
         """
         if self._figure is None:
             raise AttnvizError("this figure renderer is closed")
@@ -163,7 +166,7 @@ class FigureRenderer:
         cell_text = _cell_text(values) if self.options.numbers else None
         layout = self.plan(values, src_labels, tgt_labels, cell_text)
         self._draw(layout, values, src_labels, tgt_labels, cell_text, fmt)
-        return atomic_write(path, lambda file: self._save(file, fmt, layout.dpi))
+        return atomic_write(path, lambda file: self._save(file, fmt, layout.dpi), durable=durable)
 
     def plan(
         self,
