@@ -39,6 +39,17 @@ def word_groups(tokens: list[str]) -> list[list[int]]:
     return groups
 
 
+def _real(tokens: list[str]) -> slice | np.ndarray:
+    """The positions of tokens that are not special: a slice when those are at the end."""
+    special = [index for index, token in enumerate(tokens) if token in NON_WORDS]
+    count = len(tokens)
+    if special == list(range(count - len(special), count)):
+        return slice(0, count - len(special))
+    keep = np.ones(count, dtype=bool)
+    keep[special] = False
+    return keep
+
+
 def _join_pieces(tokens: list[str]) -> str:
     return "".join(tokens).replace(WORD_START, "")
 
@@ -131,18 +142,16 @@ class Alignment:
         Special tokens (``</s>``) are left out on both sides, so indices count the real
         tokens of the source and of the translation, 0-based.
         """
-        return [(int(i), int(j)) for i, j in self._links.tolist()]
+        return [(i, j) for j, i in enumerate(self._links.tolist())]
 
     @cached_property
     def _links(self) -> np.ndarray:
-        """[L, 2] (source, target) index pairs in target order, computed once."""
-        src_real = np.array([tok not in NON_WORDS for tok in self.src_tokens], dtype=bool)
-        tgt_real = np.array([tok not in NON_WORDS for tok in self.tgt_tokens], dtype=bool)
-        if not src_real.any():
-            return np.zeros((0, 2), np.int64)
-        rows = self.weights[np.ix_(tgt_real, src_real)]  # [T real, S real]
-        best = rows.argmax(axis=1) if rows.size else np.zeros(rows.shape[0], np.int64)
-        return np.stack([best, np.arange(best.size)], axis=1)
+        """[T real]: the real source token each real target token links to, computed once."""
+        src_real, tgt_real = _real(self.src_tokens), _real(self.tgt_tokens)
+        rows = self.weights[tgt_real][:, src_real]  # [T real, S real]
+        if rows.shape[1] == 0:
+            return np.zeros(0, np.int64)
+        return rows.argmax(axis=1) if rows.shape[0] else np.zeros(0, np.int64)
 
     def pharaoh(self) -> str:
         """Hard links as a Pharaoh line: ``i-j`` pairs, source index first, sorted."""
@@ -150,9 +159,10 @@ class Alignment:
 
     @cached_property
     def _pharaoh(self) -> str:
-        links = self._links
-        ordered = links[np.lexsort((links[:, 1], links[:, 0]))]
-        return " ".join(f"{i}-{j}" for i, j in ordered.tolist())
+        source = self._links
+        target = np.argsort(source, kind="stable")  # by source index, then target index
+        pairs = zip(source[target].tolist(), target.tolist(), strict=True)
+        return " ".join(f"{i}-{j}" for i, j in pairs)
 
     # -- word level -------------------------------------------------------------------------
 

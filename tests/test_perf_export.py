@@ -238,3 +238,37 @@ def test_bad_threads_is_one_line(tmp_path, nine_lines, checkpoint_path, value):
     )
     assert result.exit_code == 2
     assert "threads" in one_line(result)
+
+
+def reference_links(alignment):
+    """The rule written out: per real target token, the argmax over the real source tokens."""
+    specials = {"</s>", "<s>", "<pad>"}
+    src_real = [i for i, tok in enumerate(alignment.src_tokens) if tok not in specials]
+    tgt_real = [j for j, tok in enumerate(alignment.tgt_tokens) if tok not in specials]
+    if not src_real:
+        return []
+    links = []
+    for n, j in enumerate(tgt_real):
+        row = [alignment.weights[j, i] for i in src_real]
+        links.append((int(np.argmax(row)), n))
+    return links
+
+
+def test_hard_links_and_pharaoh_follow_the_rule_for_any_special_tokens():
+    rng = np.random.default_rng(8)
+    words = ["▁a", "b", "▁c", "</s>", "<s>", "<pad>", "<unk>"]
+    checked = 0
+    for _ in range(300):
+        src = [words[k] for k in rng.integers(0, len(words), size=int(rng.integers(0, 7)))]
+        tgt = [words[k] for k in rng.integers(0, len(words), size=int(rng.integers(0, 7)))]
+        weights = rng.random((len(tgt), len(src))).astype(np.float32)
+        weights[weights > 0.8] = 0.8  # ties: the first wins
+        alignment = Alignment(
+            source="s", translation="t", src_tokens=src, tgt_tokens=tgt, weights=weights,
+            scores=weights, token_logprobs=np.zeros(len(tgt), np.float32), score=0.0,
+        )  # fmt: skip
+        expected = reference_links(alignment)
+        assert alignment.hard_links() == expected
+        assert alignment.pharaoh() == " ".join(f"{i}-{j}" for i, j in sorted(expected))
+        checked += bool(expected)
+    assert checked > 100
