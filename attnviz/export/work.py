@@ -10,6 +10,7 @@ processes (:class:`DecodePool`, one CPU thread each).
 from __future__ import annotations
 
 import os
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -96,6 +97,7 @@ _WORKER: dict[str, Any] = {}
 
 
 def _init_worker(
+    translator: Any,
     checkpoint: Any,
     precision: str,
     options: ExportOptions,
@@ -104,7 +106,11 @@ def _init_worker(
     keep_groups: bool,
     exporter_pid: int,
 ) -> None:
+    """Set a worker up: the exporting process's translator when the worker was forked from
+    it, else one built from the checkpoint; one CPU thread either way."""
     import signal
+
+    import torch
 
     from attnviz.export.figures import _die_with
 
@@ -113,7 +119,11 @@ def _init_worker(
     from attnviz.export.formats import FORMATS
     from attnviz.translator import Translator
 
-    _WORKER["translator"] = Translator(checkpoint, "cpu", precision, threads=1)
+    torch.set_num_threads(1)
+    if translator is None:
+        translator = Translator(checkpoint, "cpu", precision, threads=1)
+    translator.threads = 1
+    _WORKER["translator"] = translator
     _WORKER["options"] = options
     _WORKER["input"] = Path(input_path)
     _WORKER["encoders"] = [FORMATS[name](None, options) for name in encoder_names]
@@ -148,26 +158,27 @@ class DecodePool:
 
         checkpoint = getattr(translator, "checkpoint", None)
         device = getattr(translator, "device", None)
-        if checkpoint is None:
-            raise UsageError("--workers needs a translator loaded from a checkpoint")
+        forked = sys.platform.startswith("linux")
         if device is not None and getattr(device, "type", "cpu") != "cpu":
             raise UsageError(
                 "--workers decodes on the CPU; on a GPU use one process and a large --batch-size"
             )
         dtype = getattr(translator, "dtype", None)
         precision = str(dtype).removeprefix("torch.") if dtype is not None else "auto"
-        context = multiprocessing.get_context("spawn" if os.name == "nt" else "forkserver")
-        if context.get_start_method() == "forkserver":
-            # import torch once in the server the workers are forked from, not in each worker
-            # (this applies if the server has not started yet in this process)
-            context.set_forkserver_preload(["attnviz.export.work", "attnviz.translator"])
+        if not forked and checkpoint is None:
+            raise UsageError("--workers needs a translator loaded from a checkpoint")
+        # Linux: fork, so that a worker starts at once with the model already in memory (as
+        # torch's own data loader workers do); elsewhere a fresh interpreter loads it
+        method = "fork" if forked else "spawn" if os.name == "nt" else "forkserver"
+        context = multiprocessing.get_context(method)
         self.workers = options.workers
         self.pool = ProcessPoolExecutor(
             max_workers=self.workers,
             mp_context=context,
             initializer=_init_worker,
             initargs=(
-                checkpoint,
+                translator if forked else None,
+                None if forked else checkpoint,
                 precision,
                 options,
                 str(input_path),
