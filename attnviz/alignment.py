@@ -10,13 +10,32 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from attnviz.eval import Diagnostics
 
 WORD_START = "\u2581"  # SentencePiece's "▁": a piece that starts a new word
 NON_WORDS = frozenset({"</s>", "<s>", "<pad>"})  # left out of hard links; <unk> is a word
 LEVELS = ("pieces", "words")
+
+
+def word_starts(tokens: list[str]) -> list[int]:
+    """Index of the first piece of each word (see :func:`word_groups`).
+
+    >>> word_starts(["▁the", "▁hou", "se", "▁caf", "<unk>", "</s>"])
+    [0, 1, 3, 5]
+    """
+    starts = []
+    previous_special = False
+    for index, token in enumerate(tokens):
+        special = token in NON_WORDS
+        if special or previous_special or index == 0 or token.startswith(WORD_START):
+            starts.append(index)
+        previous_special = special
+    return starts
 
 
 def word_groups(tokens: list[str]) -> list[list[int]]:
@@ -27,15 +46,54 @@ def word_groups(tokens: list[str]) -> list[list[int]]:
     >>> word_groups(["▁the", "▁hou", "se", "▁caf", "<unk>", "</s>"])
     [[0], [1, 2], [3, 4], [5]]
     """
-    groups: list[list[int]] = []
-    for index, token in enumerate(tokens):
-        opens = token.startswith(WORD_START) or token in NON_WORDS
-        after_special = bool(groups) and tokens[groups[-1][-1]] in NON_WORDS
-        if opens or not groups or after_special:
-            groups.append([index])
-        else:
-            groups[-1].append(index)
-    return groups
+    starts = word_starts(tokens)
+    return [list(range(a, b)) for a, b in zip(starts, [*starts[1:], len(tokens)], strict=True)]
+
+
+# numpy sums fewer than this many items one after the other (pairwise summation beyond)
+_SEQUENTIAL_SUM = 8
+
+
+def _group_sums(matrix: np.ndarray, starts: list[int], n: int, axis: int) -> np.ndarray:
+    """Sum each group of consecutive columns (axis=1) or rows (axis=0) of a 2-D matrix.
+
+    Groups start at ``starts`` and end where the next begins (the last at ``n``). The result
+    is bit-identical to ``matrix[:, group].sum(axis=1)`` (or ``matrix[group].sum(axis=0)``)
+    per group, only vectorised: items are added in order, as numpy does, and column groups
+    numpy would sum pairwise (8 items or more) are left to numpy.
+    """
+    lengths = [end - begin for begin, end in zip(starts, [*starts[1:], n], strict=True)]
+    longest = max(lengths, default=1)
+    if axis == 1:
+        out = np.zeros((matrix.shape[0], len(starts)), matrix.dtype)  # [R, G]
+        out += matrix[:, starts]  # numpy starts its sums from 0 too (-0.0 becomes 0.0)
+        for offset in range(1, min(longest, _SEQUENTIAL_SUM)):
+            chosen = [g for g, size in enumerate(lengths) if offset < size < _SEQUENTIAL_SUM]
+            if chosen:
+                out[:, chosen] += matrix[:, [starts[g] + offset for g in chosen]]
+        for group, size in enumerate(lengths):
+            if size >= _SEQUENTIAL_SUM:
+                columns = list(range(starts[group], starts[group] + size))
+                out[:, group] = matrix[:, columns].sum(axis=1)
+        return out
+    out = matrix[starts]  # [G, C]; numpy adds rows in order whatever their number
+    for offset in range(1, longest):
+        chosen = [g for g, size in enumerate(lengths) if size > offset]
+        out[chosen] += matrix[[starts[g] + offset for g in chosen]]
+    return out
+
+
+def merge_word_weights(
+    weights: np.ndarray, src_starts: list[int], tgt_starts: list[int]
+) -> np.ndarray:
+    """[T, S] piece attention -> [T_words, S_words]: source pieces summed, target pieces
+    averaged, rows renormalised (the weights of :meth:`Alignment.to_words`)."""
+    n_tgt, n_src = weights.shape
+    merged = _group_sums(weights, src_starts, n_src, axis=1)  # [T, S_words]
+    counts = np.diff(tgt_starts, append=n_tgt).astype(weights.dtype)[:, None]  # [Tw, 1]
+    merged = _group_sums(merged, tgt_starts, n_tgt, axis=0) / counts  # [T_words, S_words]
+    totals = merged.sum(axis=1, keepdims=True)
+    return np.divide(merged, totals, out=np.zeros_like(merged), where=totals > 0)
 
 
 def _join_pieces(tokens: list[str]) -> str:
@@ -124,27 +182,29 @@ class Alignment:
 
     # -- hard links -------------------------------------------------------------------------
 
-    def hard_links(self) -> list[tuple[int, int]]:
-        """Argmax link per target token as (source index, target index), Pharaoh order.
+    def hard_links(self, method: str = "argmax") -> list[tuple[int, int]]:
+        """Hard links as (source index, target index), Pharaoh order.
 
-        Special tokens (``</s>``) are left out on both sides, so indices count the real
-        tokens of the source and of the translation, 0-based.
+        ``method`` (see :func:`attnviz.eval.extract_links`): ``argmax`` over the source for
+        each target token (the default, in target order), ``argmax-target``, ``both`` or
+        ``threshold:X``. Special tokens (``</s>``) are left out on both sides, so indices
+        count the real tokens of the source and of the translation, 0-based.
         """
+        from attnviz.eval import extract_links
+
         src_real = [i for i, tok in enumerate(self.src_tokens) if tok not in NON_WORDS]
         tgt_real = [j for j, tok in enumerate(self.tgt_tokens) if tok not in NON_WORDS]
-        if not src_real:
-            return []
-        src_pos = {i: n for n, i in enumerate(src_real)}
-        links = []
-        for n, j in enumerate(tgt_real):
-            row = self.weights[j, src_real]
-            best = src_real[int(np.argmax(row))]
-            links.append((src_pos[best], n))
-        return links
+        return extract_links(self.weights[np.ix_(tgt_real, src_real)], method)
 
-    def pharaoh(self) -> str:
+    def pharaoh(self, method: str = "argmax") -> str:
         """Hard links as a Pharaoh line: ``i-j`` pairs, source index first, sorted."""
-        return " ".join(f"{i}-{j}" for i, j in sorted(self.hard_links()))
+        return " ".join(f"{i}-{j}" for i, j in sorted(self.hard_links(method)))
+
+    def diagnostics(self) -> Diagnostics:
+        """Attention diagnostics at this alignment's level; see :func:`attnviz.eval.diagnose`."""
+        from attnviz.eval import diagnose
+
+        return diagnose(self.weights, self.src_tokens, self.tgt_tokens)
 
     # -- word level -------------------------------------------------------------------------
 
@@ -166,17 +226,16 @@ class Alignment:
                 level="words",
                 meta=dict(self.meta),
             )
+        src_starts, tgt_starts = word_starts(self.src_tokens), word_starts(self.tgt_tokens)
+        n_tgt, n_src = self.shape
+        weights = merge_word_weights(self.weights, src_starts, tgt_starts)  # [Tw, Sw]
+        src_counts = np.diff(np.asarray(src_starts), append=n_src).astype(np.float32)
+        tgt_counts = np.diff(np.asarray(tgt_starts), append=n_tgt).astype(np.float32)
+        scores = _group_sums(self.scores, src_starts, n_src, axis=1) / src_counts  # [T, Sw]
+        scores = _group_sums(scores, tgt_starts, n_tgt, axis=0) / tgt_counts[:, None]
+        logprobs = _group_sums(self.token_logprobs[None, :], tgt_starts, n_tgt, axis=1)[0]
         src_groups = word_groups(self.src_tokens)
         tgt_groups = word_groups(self.tgt_tokens)
-        weights = np.stack(
-            [self.weights[:, g].sum(axis=1) for g in src_groups], axis=1
-        )  # [T, S_words]
-        weights = np.stack([weights[g].mean(axis=0) for g in tgt_groups])  # [T_words, S_words]
-        totals = weights.sum(axis=1, keepdims=True)
-        weights = np.divide(weights, totals, out=np.zeros_like(weights), where=totals > 0)
-        scores = np.stack([self.scores[:, g].mean(axis=1) for g in src_groups], axis=1)
-        scores = np.stack([scores[g].mean(axis=0) for g in tgt_groups])
-        logprobs = np.array([self.token_logprobs[g].sum() for g in tgt_groups], np.float32)
         return Alignment(
             source=self.source,
             translation=self.translation,

@@ -343,3 +343,47 @@ def test_equality_compares_values():
     other[0, 0] += 1e-3
     assert make() != make(weights=other)
     assert make() != make(rank=1)
+
+
+def _to_words_by_definition(alignment: Alignment) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Word merging written out group by group, the way the definition reads."""
+    src_groups = word_groups(alignment.src_tokens)
+    tgt_groups = word_groups(alignment.tgt_tokens)
+    weights = np.stack([alignment.weights[:, g].sum(axis=1) for g in src_groups], axis=1)
+    weights = np.stack([weights[g].mean(axis=0) for g in tgt_groups])
+    totals = weights.sum(axis=1, keepdims=True)
+    weights = np.divide(weights, totals, out=np.zeros_like(weights), where=totals > 0)
+    scores = np.stack([alignment.scores[:, g].mean(axis=1) for g in src_groups], axis=1)
+    scores = np.stack([scores[g].mean(axis=0) for g in tgt_groups])
+    logprobs = np.array([alignment.token_logprobs[g].sum() for g in tgt_groups], np.float32)
+    return weights, scores, logprobs
+
+
+def test_to_words_is_bit_identical_to_the_group_by_group_definition():
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        tokens = []
+        for side_words in rng.integers(1, 14, size=2):
+            side = []
+            for w in range(side_words):
+                pieces = int(rng.choice([1, 1, 2, 3, 5, 8, 11]))  # 8 and 11: numpy sums pairwise
+                side += [f"▁w{w}"] + ["<unk>" if rng.random() < 0.1 else "p"] * (pieces - 1)
+            tokens.append([*side, "</s>"])
+        src, tgt = tokens
+        weights = rng.random((len(tgt), len(src))).astype(np.float32)
+        weights /= weights.sum(axis=1, keepdims=True)
+        scores = rng.normal(size=weights.shape).astype(np.float32)
+        scores[rng.random(scores.shape) < 0.05] = -0.0
+        alignment = make(
+            src=src,
+            tgt=tgt,
+            weights=weights,
+            scores=scores,
+            logprobs=-rng.random(len(tgt)).astype(np.float32),
+        )
+        words = alignment.to_words()
+        expected = _to_words_by_definition(alignment)
+        got_all = (words.weights, words.scores, words.token_logprobs)
+        for got, want in zip(got_all, expected, strict=True):
+            assert got.dtype == want.dtype and got.shape == want.shape
+            assert got.tobytes() == want.tobytes()  # bit for bit, signs of zeros included
