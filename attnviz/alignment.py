@@ -252,8 +252,12 @@ class Alignment:
 
     # -- serialisation ----------------------------------------------------------------------
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict. Float32 values go through Python floats, which is lossless."""
+    def to_dict(self, *, links: str = "argmax", diagnostics: bool = False) -> dict[str, Any]:
+        """A JSON-ready dict. Float32 values go through Python floats, which is lossless.
+
+        ``alignment`` holds the hard links by ``links`` (see :meth:`hard_links`); with
+        ``diagnostics`` the record also carries :meth:`diagnostics` (ignored when read back).
+        """
         record: dict[str, Any] = {
             "source": self.source,
             "translation": self.translation,
@@ -262,11 +266,13 @@ class Alignment:
             "attention": self.weights.tolist(),
             "scores": self.scores.tolist(),
             "token_logprobs": self.token_logprobs.tolist(),
-            "alignment": self.pharaoh(),
+            "alignment": self.pharaoh(links),
             "score": _json_float(self.score),
             "rank": self.rank,
             "level": self.level,
         }
+        if diagnostics:
+            record["diagnostics"] = self.diagnostics().to_dict()
         for key, value in self.meta.items():
             record.setdefault(key, value)
         return record
@@ -286,6 +292,7 @@ class Alignment:
             "score",
             "rank",
             "level",
+            "diagnostics",
         }
         required = ["source", "translation", "src_tokens", "tgt_tokens", "attention"]
         missing = [key for key in required if key not in record]
@@ -319,8 +326,9 @@ class Alignment:
             meta={k: v for k, v in record.items() if k not in known},
         )
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), ensure_ascii=False, allow_nan=False)
+    def to_json(self, *, links: str = "argmax", diagnostics: bool = False) -> str:
+        record = self.to_dict(links=links, diagnostics=diagnostics)
+        return json.dumps(record, ensure_ascii=False, allow_nan=False)
 
     @classmethod
     def from_json(cls, line: str) -> Alignment:

@@ -387,3 +387,14 @@ def test_to_words_is_bit_identical_to_the_group_by_group_definition():
         for got, want in zip(got_all, expected, strict=True):
             assert got.dtype == want.dtype and got.shape == want.shape
             assert got.tobytes() == want.tobytes()  # bit for bit, signs of zeros included
+
+
+def test_to_dict_with_a_link_method_and_diagnostics_round_trips():
+    alignment = make()
+    record = alignment.to_dict(links="argmax-target", diagnostics=True)
+    assert record["alignment"] == alignment.pharaoh("argmax-target")
+    assert record["alignment"] != alignment.pharaoh()
+    assert record["diagnostics"] == alignment.diagnostics().to_dict()
+    assert "diagnostics" not in alignment.to_dict()
+    back = Alignment.from_json(json.dumps(record))
+    assert back == alignment and "diagnostics" not in back.meta
