@@ -948,70 +948,143 @@ def _without_scores(line: str) -> str:
 
 _CHUNK = 256  # sentences scored together (diagnostics run on a stack of them)
 
+Hypotheses = Iterable[tuple[int, "Alignment | None"]]
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One sentence of the inputs, taken in step: hypothesis, reverse direction and gold."""
+
+    count: int  # 1-based position in the inputs
+    index: int  # the hypothesis' line index (its ``id``)
+    forward: Alignment | None
+    reverse: Alignment | None = None
+    gold: Gold | None = None
+
+
+def zip_inputs(
+    hypotheses: Hypotheses,
+    *,
+    gold: Iterable[Gold] | None = None,
+    reverse: Hypotheses | None = None,
+) -> Iterator[Item]:
+    """Walk hypotheses, gold and a reverse direction in step, one :class:`Item` per sentence.
+
+    Either running out early, or gold links left over at the end (blank gold lines are
+    fine), is an InputError.
+    """
+    gold_iter = iter(gold) if gold is not None else None
+    reverse_iter = iter(reverse) if reverse is not None else None
+    count = 0
+    for index, alignment in hypotheses:
+        count += 1
+        sentence_gold = back = None
+        if gold_iter is not None:
+            sentence_gold = next(gold_iter, None)
+            if sentence_gold is None:
+                raise InputError(f"the gold alignments end before hypothesis {count}")
+        if reverse_iter is not None:
+            other = next(reverse_iter, None)
+            if other is None:
+                raise InputError(f"the reverse direction ends before hypothesis {count}")
+            back = other[1]
+        yield Item(count, index, alignment, back, sentence_gold)
+    if gold_iter is not None and any(g.possible for g in gold_iter):
+        raise InputError(f"the gold alignments have more sentences than the {count} hypotheses")
+    if reverse_iter is not None and next(reverse_iter, None) is not None:
+        raise InputError(f"the reverse direction has more sentences than the {count} hypotheses")
+
+
+USES = ("forward", "reverse", "both")
+
+
+class RowScorer:
+    """One way of scoring a stream of :class:`Item`: a row of the summary table.
+
+    ``use``: ``forward`` scores the hypotheses, ``reverse`` the reverse direction alone
+    (against the reversed gold), ``both`` the two symmetrised by ``sym``. Results come back
+    from :meth:`feed` and :meth:`finish` a chunk at a time, in input order; ``scorer`` holds
+    the totals and the worst sentences.
+    """
+
+    def __init__(
+        self,
+        label: str = "",
+        *,
+        links: str | LinkMethod = "argmax",
+        use: str = "forward",
+        sym: str | None = None,
+        worst: int = 0,
+        sort: str = "aer",
+    ) -> None:
+        if use not in USES:
+            raise UsageError(f"use must be one of {', '.join(USES)}, not {use!r}")
+        if (use == "both") != (sym is not None):
+            raise UsageError("symmetrisation (--sym) needs both directions, and only then")
+        if sym is not None and sym not in SYMMETRISATIONS:
+            raise UsageError(
+                f"unknown symmetrisation {sym!r}; choose from {', '.join(SYMMETRISATIONS)}"
+            )
+        self.label = label
+        self.method = parse_link_method(links)
+        self.use = use
+        self.sym = sym
+        self.scorer = CorpusScorer(worst=worst, sort=sort)
+        self._pending: list[tuple[Item, Alignment, AttentionView, list[Link], Any] | Item] = []
+
+    def feed(self, item: Item) -> list[SentenceResult | None]:
+        alignment, back, gold = item.forward, item.reverse, item.gold
+        if self.use == "reverse":
+            alignment, back, gold = back, None, gold.reversed() if gold is not None else None
+        elif self.use == "forward":
+            back = None
+        if alignment is None or (self.use == "both" and back is None):
+            self._pending.append(item)  # the line failed (one way or both): not scored
+        else:
+            where = f"sentence {item.count} (line {item.index + 1})"
+            view, predicted, counts = _score(
+                alignment, item.index, gold, self.method, back, self.sym, where
+            )
+            self._pending.append((item, alignment, view, predicted, counts))
+        return self.flush() if len(self._pending) >= _CHUNK else []
+
+    def flush(self) -> list[SentenceResult | None]:
+        entries = [entry for entry in self._pending if not isinstance(entry, Item)]
+        diagnostics = iter(diagnose_many([entry[2] for entry in entries]))
+        results: list[SentenceResult | None] = []
+        for entry in self._pending:
+            if isinstance(entry, Item):
+                self.scorer.failed += 1
+                results.append(None)
+                continue
+            item, alignment, _, predicted, counts = entry
+            result = SentenceResult(item.index, alignment, predicted, next(diagnostics), counts)
+            self.scorer.add(result)
+            results.append(result)
+        self._pending.clear()
+        return results
+
+    finish = flush
+
 
 def evaluate(
-    hypotheses: Iterable[tuple[int, Alignment | None]],
+    hypotheses: Hypotheses,
     scorer: CorpusScorer,
     *,
     gold: Iterable[Gold] | None = None,
-    reverse: Iterable[tuple[int, Alignment | None]] | None = None,
+    reverse: Hypotheses | None = None,
     links: str | LinkMethod = "argmax",
     sym: str | None = None,
 ) -> Iterator[SentenceResult | None]:
     """Score hypotheses into ``scorer``, in order; yields each result (None: a failed line).
 
-    Streams in chunks of a few hundred sentences. ``gold`` and ``reverse`` are consumed in
-    step with the hypotheses; either running out early, or gold links left over, is an
-    InputError.
+    With ``reverse`` and ``sym`` the two directions are symmetrised. Streams in chunks of a
+    few hundred sentences; see :func:`zip_inputs` for the checks on the inputs.
     """
-    method = parse_link_method(links)
-    gold_iter = iter(gold) if gold is not None else None
-    reverse_iter = iter(reverse) if reverse is not None else None
-    pending: list[tuple[int, Alignment, AttentionView, list[Link], LinkCounts | None] | None]
-    pending = []
-    count = 0
-
-    def flush() -> Iterator[SentenceResult | None]:
-        views = [item[2] for item in pending if item is not None]
-        diagnostics = iter(diagnose_many(views))
-        for item in pending:
-            if item is None:
-                yield None
-                continue
-            index, alignment, _, predicted, counts = item
-            result = SentenceResult(index, alignment, predicted, next(diagnostics), counts)
-            scorer.add(result)
-            yield result
-        pending.clear()
-
-    for index, alignment in hypotheses:
-        count += 1
-        sentence_gold = None
-        if gold_iter is not None:
-            sentence_gold = next(gold_iter, None)
-            if sentence_gold is None:
-                raise InputError(f"the gold alignments end before hypothesis {count}")
-        back = None
-        if reverse_iter is not None:
-            item = next(reverse_iter, None)
-            if item is None:
-                raise InputError(f"the reverse direction ends before hypothesis {count}")
-            back = item[1]
-            if back is None:
-                alignment = None  # the pair failed one way: it cannot be symmetrised
-        if alignment is None:
-            scorer.failed += 1
-            pending.append(None)
-        else:
-            where = f"sentence {count} (line {index + 1})"
-            view, predicted, counts = _score(
-                alignment, index, sentence_gold, method, back, sym, where
-            )
-            pending.append((index, alignment, view, predicted, counts))
-        if len(pending) >= _CHUNK:
-            yield from flush()
-    yield from flush()
-    if gold_iter is not None and any(g.possible or g.sure for g in gold_iter):
-        raise InputError(f"the gold alignments have more sentences than the {count} hypotheses")
-    if reverse_iter is not None and next(reverse_iter, None) is not None:
-        raise InputError(f"the reverse direction has more sentences than the {count} hypotheses")
+    if reverse is not None and sym is None:
+        raise UsageError("a reverse direction needs a symmetrisation method (--sym)")
+    row = RowScorer(links=links, use="forward" if reverse is None else "both", sym=sym)
+    row.scorer = scorer
+    for item in zip_inputs(hypotheses, gold=gold, reverse=reverse):
+        yield from row.feed(item)
+    yield from row.finish()

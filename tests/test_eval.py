@@ -616,3 +616,32 @@ def test_evaluate_count_mismatches_are_errors():
     assert len(list(evaluate([(0, one)], CorpusScorer(), gold=[Gold(), Gold()]))) == 1
     with pytest.raises(InputError, match="the reverse direction ends before hypothesis 1"):
         list(evaluate([(0, one)], CorpusScorer(), reverse=[], sym="union"))
+
+
+def test_row_scorers_share_one_pass_over_the_inputs():
+    from attnviz.eval import RowScorer, zip_inputs
+
+    forward = word_alignment(
+        ["a", "b"], ["x", "y"], [[0.8, 0.1, 0.1], [0.6, 0.3, 0.1], [0.0, 0.0, 1.0]]
+    )  # links 00 01
+    reverse = word_alignment(
+        ["x", "y"], ["a", "b"], [[0.9, 0.05, 0.05], [0.2, 0.7, 0.1], [0.0, 0.0, 1.0]]
+    )  # links 00 11 (x->a, y->b), i.e. 00 11 forward
+    rows = [
+        RowScorer("forward"),
+        RowScorer("reverse", use="reverse"),
+        RowScorer("union", use="both", sym="union"),
+    ]
+    items = zip_inputs([(0, forward)], gold=[gold({(0, 0), (1, 1)})], reverse=[(0, reverse)])
+    for item in items:
+        for row in rows:
+            assert row.feed(item) == []  # nothing until a chunk is full
+    results = [row.finish()[0] for row in rows]
+    assert [r.links for r in results] == [
+        [(0, 0), (0, 1)],
+        [(0, 0), (1, 1)],
+        [(0, 0), (0, 1), (1, 1)],
+    ]
+    assert [row.scorer.summary()["aer"] for row in rows] == pytest.approx([0.5, 0.0, 0.2])
+    with pytest.raises(UsageError, match="needs both directions"):
+        RowScorer(use="forward", sym="union")
