@@ -28,14 +28,12 @@ def word_starts(tokens: list[str]) -> list[int]:
     >>> word_starts(["▁the", "▁hou", "se", "▁caf", "<unk>", "</s>"])
     [0, 1, 3, 5]
     """
-    starts = []
-    previous_special = False
-    for index, token in enumerate(tokens):
-        special = token in NON_WORDS
-        if special or previous_special or index == 0 or token.startswith(WORD_START):
-            starts.append(index)
-        previous_special = special
-    return starts
+    special = [token in NON_WORDS for token in tokens]
+    return [
+        index
+        for index, token in enumerate(tokens)
+        if index == 0 or special[index] or special[index - 1] or token.startswith(WORD_START)
+    ]
 
 
 def word_groups(tokens: list[str]) -> list[list[int]]:
@@ -57,29 +55,37 @@ _SEQUENTIAL_SUM = 8
 def _group_sums(matrix: np.ndarray, starts: list[int], n: int, axis: int) -> np.ndarray:
     """Sum each group of consecutive columns (axis=1) or rows (axis=0) of a 2-D matrix.
 
-    Groups start at ``starts`` and end where the next begins (the last at ``n``). The result
-    is bit-identical to ``matrix[:, group].sum(axis=1)`` (or ``matrix[group].sum(axis=0)``)
-    per group, only vectorised: items are added in order, as numpy does, and column groups
-    numpy would sum pairwise (8 items or more) are left to numpy.
+    Groups start at ``starts`` and end where the next begins (the last at ``n``). Columns
+    come out bit-identical to ``matrix[:, group].sum(axis=1)`` per group, rows to
+    ``matrix[group].sum(axis=0)`` (for input without negative zeros, such as the column sums),
+    only vectorised: items are added in order, as numpy does, with groups padded by an exact
+    0.0 to the longest; column groups numpy would sum pairwise (8 items or more) are left to
+    numpy.
     """
     lengths = [end - begin for begin, end in zip(starts, [*starts[1:], n], strict=True)]
     longest = max(lengths, default=1)
+    # index[o, g]: item o of group g, or n (a zero row/column) past the group's end
+    index = np.array(
+        [[b + o if o < size else n for b, size in zip(starts, lengths, strict=True)]
+         for o in range(longest)],
+        np.intp,
+    )  # fmt: skip
     if axis == 1:
-        out = np.zeros((matrix.shape[0], len(starts)), matrix.dtype)  # [R, G]
-        out += matrix[:, starts]  # numpy starts its sums from 0 too (-0.0 becomes 0.0)
-        for offset in range(1, min(longest, _SEQUENTIAL_SUM)):
-            chosen = [g for g, size in enumerate(lengths) if offset < size < _SEQUENTIAL_SUM]
-            if chosen:
-                out[:, chosen] += matrix[:, [starts[g] + offset for g in chosen]]
+        padded = np.concatenate([matrix, np.zeros((matrix.shape[0], 1), matrix.dtype)], axis=1)
+        items = np.take(padded, index, axis=1)  # [R, L, G]
+        out = np.zeros((matrix.shape[0], len(starts)), matrix.dtype)  # numpy sums from 0 too
+        for offset in range(longest):
+            out += items[:, offset]
         for group, size in enumerate(lengths):
             if size >= _SEQUENTIAL_SUM:
                 columns = list(range(starts[group], starts[group] + size))
                 out[:, group] = matrix[:, columns].sum(axis=1)
         return out
-    out = matrix[starts]  # [G, C]; numpy adds rows in order whatever their number
+    padded = np.concatenate([matrix, np.zeros((1, matrix.shape[1]), matrix.dtype)], axis=0)
+    items = np.take(padded, index, axis=0)  # [L, G, C]
+    out = items[0].copy()  # numpy adds rows in order, starting from the first
     for offset in range(1, longest):
-        chosen = [g for g, size in enumerate(lengths) if size > offset]
-        out[chosen] += matrix[[starts[g] + offset for g in chosen]]
+        out += items[offset]
     return out
 
 
@@ -90,9 +96,12 @@ def merge_word_weights(
     averaged, rows renormalised (the weights of :meth:`Alignment.to_words`)."""
     n_tgt, n_src = weights.shape
     merged = _group_sums(weights, src_starts, n_src, axis=1)  # [T, S_words]
-    counts = np.diff(tgt_starts, append=n_tgt).astype(weights.dtype)[:, None]  # [Tw, 1]
+    ends = [*tgt_starts[1:], n_tgt]
+    counts = np.array([[b - a] for a, b in zip(tgt_starts, ends, strict=True)], weights.dtype)
     merged = _group_sums(merged, tgt_starts, n_tgt, axis=0) / counts  # [T_words, S_words]
-    totals = merged.sum(axis=1, keepdims=True)
+    totals = np.add.reduce(merged, axis=1)[:, None]  # [T_words, 1], as merged.sum(axis=1)
+    if (totals > 0).all():
+        return merged / totals
     return np.divide(merged, totals, out=np.zeros_like(merged), where=totals > 0)
 
 

@@ -20,6 +20,7 @@ Links are ``(i, j)`` pairs, Pharaoh order: ``i`` indexes the source, ``j`` the t
 from __future__ import annotations
 
 import heapq
+import itertools
 import json
 import math
 import re
@@ -64,7 +65,6 @@ class Gold:
         )
 
 
-_PHARAOH_LINK = re.compile(r"(\d+)([-?p])(\d+)")
 _NAACL_LINE = re.compile(r"\s*\d+\s+\d+\s+\d+(\s+[SPsp])?(\s+[-+.eE\d]+)?\s*")
 
 
@@ -80,20 +80,23 @@ def parse_pharaoh(line: str, *, one_indexed: bool = False, reverse: bool = False
     sure: set[Link] = set()
     possible: set[Link] = set()
     for token in line.split():
-        match = _PHARAOH_LINK.fullmatch(token)
-        if match is None:
+        for separator in "-?p":
+            left, found, right = token.partition(separator)
+            if found:
+                break
+        if not (found and left.isdigit() and right.isdigit() and token.isascii()):
             raise ValueError(
                 f"malformed alignment link {token!r}: expected 'i-j' (sure) or 'i?j' / 'ipj' "
                 "(possible) with non-negative integers"
             )
-        i, j = int(match.group(1)), int(match.group(3))
+        i, j = int(left), int(right)
         if one_indexed:
             if i == 0 or j == 0:
                 raise ValueError(f"link {token!r} has index 0 in a 1-indexed file")
             i, j = i - 1, j - 1
         link = (j, i) if reverse else (i, j)
         possible.add(link)
-        if match.group(2) == "-":
+        if separator == "-":
             sure.add(link)
     return Gold(frozenset(sure), frozenset(possible))
 
@@ -546,57 +549,75 @@ _BATCH_CELLS = 1 << 19  # padded cells in one batch of diagnostics (4 MiB of flo
 
 
 def diagnose_many(views: list[AttentionView]) -> list[Diagnostics]:
-    """Diagnostics of many hypotheses, computed on padded [B, T, S] stacks."""
-    out: list[Diagnostics] = []
+    """Diagnostics of many hypotheses, computed on padded [B, T, S] stacks.
+
+    Hypotheses are stacked in order of shape, so that little of a stack is padding.
+    """
+    order = sorted(range(len(views)), key=lambda k: views[k].weights.shape)
+    out: list[Diagnostics | None] = [None] * len(views)
     start = 0
-    while start < len(views):
+    while start < len(order):
         end = start + 1
-        n_tgt, n_src = views[start].weights.shape
-        while end < len(views):
-            t, s = views[end].weights.shape
+        n_tgt, n_src = views[order[start]].weights.shape
+        while end < len(order):
+            t, s = views[order[end]].weights.shape
             t, s = max(t, n_tgt), max(s, n_src)
             if (end - start + 1) * t * s > _BATCH_CELLS:
                 break
             n_tgt, n_src, end = t, s, end + 1
-        out += _diagnose_batch(views[start:end], n_tgt, n_src)
+        batch = order[start:end]
+        results = _diagnose_batch([views[k] for k in batch], n_tgt, n_src)
+        for k, result in zip(batch, results, strict=True):
+            out[k] = result
         start = end
+    return out  # type: ignore[return-value]
+
+
+_TINY = np.finfo(np.float64).tiny
+
+
+def _entropies(totals: np.ndarray, xlogx: np.ndarray) -> np.ndarray:
+    """Entropies of distributions w / t from t = Σ w and Σ w log w (0 where t = 0).
+
+    H = -Σ (w/t) log(w/t) = log t - (Σ w log w) / t, so one pass of w log w over a stack
+    gives the entropies of its rows and of its columns alike.
+    """
+    safe = np.maximum(totals, _TINY)
+    return np.where(totals > 0, np.log(safe) - xlogx / safe, 0.0)
+
+
+def _ragged(values: list[list], lengths: np.ndarray, width: int, dtype: type) -> np.ndarray:
+    """[B, width] array of per-row lists of the given lengths, zero padded."""
+    out = np.zeros((len(lengths), width), dtype)
+    flat = np.fromiter(itertools.chain.from_iterable(values), dtype, count=int(lengths.sum()))
+    rows = np.repeat(np.arange(len(lengths)), lengths)
+    columns = np.arange(len(flat)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    out[rows, columns] = flat
     return out
-
-
-def _entropy_sums(stack: np.ndarray, axis: int) -> np.ndarray:
-    """Entropy of each distribution along ``axis`` of [B, T, S], normalised first; 0 if empty."""
-    totals = stack.sum(axis=axis, keepdims=True)
-    p = np.divide(stack, totals, out=np.zeros_like(stack), where=totals > 0)
-    logs = np.log(p, out=np.zeros_like(p), where=p > 0)
-    return -(p * logs).sum(axis=axis)
 
 
 def _diagnose_batch(views: list[AttentionView], n_tgt: int, n_src: int) -> list[Diagnostics]:
     size = len(views)
     stack = np.zeros((size, n_tgt, n_src))  # [B, T, S], zero padded
-    src_real = np.zeros((size, n_src), bool)
-    tgt_real = np.zeros((size, n_tgt))
-    eos = np.zeros((size, n_src))
-    shapes = np.zeros((size, 2))  # T, S per hypothesis
-    all_links = []
     for b, view in enumerate(views):
         t, s = view.weights.shape
         stack[b, :t, :s] = view.weights
-        src_real[b, :s] = view.src_real
-        tgt_real[b, :t] = view.tgt_real
-        eos[b, :s] = view.eos
-        shapes[b] = t, s
-        links = view.links
-        if links is None:
-            sub = view.weights[np.ix_(np.flatnonzero(view.tgt_real), np.flatnonzero(view.src_real))]
-            links = extract_links(sub)
-        all_links.append(links)
+    shapes = np.array([view.weights.shape for view in views], np.int64).reshape(size, 2)
+    src_real = _ragged([v.src_real for v in views], shapes[:, 1], n_src, bool)  # [B, S]
+    tgt_real = _ragged([v.tgt_real for v in views], shapes[:, 0], n_tgt, float)  # [B, T]
+    eos = _ragged([v.eos for v in views], shapes[:, 1], n_src, float)  # [B, S]
+    all_links = [view.links for view in views]
+    for b, view in enumerate(views):
+        if all_links[b] is None:
+            rows, cols = np.flatnonzero(view.tgt_real), np.flatnonzero(view.src_real)
+            all_links[b] = extract_links(view.weights[np.ix_(rows, cols)])
     rows = np.maximum(shapes[:, 0], 1)  # [B]
     columns = np.maximum(shapes[:, 1], 1)
     src_valid = np.arange(n_src) < shapes[:, 1:]  # [B, S]
     coverage = stack.sum(axis=1)  # [B, S] total weight per source token
-    entropy = _entropy_sums(stack, axis=2).sum(axis=1) / rows
-    ap_in = -_entropy_sums(stack, axis=1).sum(axis=1) / columns
+    xlogx = stack * np.log(np.maximum(stack, _TINY))  # [B, T, S]; 0 for 0 weights
+    entropy = _entropies(stack.sum(axis=2), xlogx.sum(axis=2)).sum(axis=1) / rows
+    ap_in = -_entropies(coverage, xlogx.sum(axis=1)).sum(axis=1) / columns
     cdp = -(np.log1p((1.0 - coverage) ** 2) * src_valid).sum(axis=1) / columns
     real_targets = np.maximum(tgt_real.sum(axis=1), 1)
     eos_weight = np.einsum("bts,bt,bs->b", stack, tgt_real, eos) / real_targets
@@ -633,19 +654,12 @@ def _indices_per_row(mask: np.ndarray, rank: np.ndarray) -> list[tuple[int, ...]
 
 def _crossing_fractions(all_links: list[list[Link]]) -> list[float]:
     """Fraction of crossing link pairs per hypothesis (see :func:`crossing_fraction`)."""
-    size = len(all_links)
-    longest = max((len(links) for links in all_links), default=0)
+    counts = np.array([len(links) for links in all_links], np.int64)  # [B]
+    longest = int(counts.max(initial=0))
     if longest < 2:
-        return [0.0] * size
-    src = np.zeros((size, longest), np.int64)  # [B, L] source index of each link
-    tgt = np.zeros((size, longest), np.int64)
-    counts = np.zeros(size, np.int64)
-    for b, links in enumerate(all_links):
-        if links:
-            pairs = np.asarray(links, np.int64)  # [L_b, 2]
-            src[b, : len(links)] = pairs[:, 0]
-            tgt[b, : len(links)] = pairs[:, 1]
-        counts[b] = len(links)
+        return [0.0] * len(all_links)
+    src = _ragged([[i for i, _ in links] for links in all_links], counts, longest, np.int64)
+    tgt = _ragged([[j for _, j in links] for links in all_links], counts, longest, np.int64)
     valid = np.arange(longest) < counts[:, None]  # [B, L]
     cross = (src[:, :, None] - src[:, None, :]) * (tgt[:, :, None] - tgt[:, None, :]) < 0
     cross &= valid[:, :, None] & valid[:, None, :]  # [B, L, L]

@@ -61,7 +61,22 @@ def test_parse_pharaoh_one_indexed_and_reversed():
 
 
 @pytest.mark.parametrize(
-    "line", ["0-", "a-b", "1:2", "-1-2", "0-0-P", "0?", "1 - 2", "0-0,1-1", "1x2", "1P2"]
+    "line",
+    [
+        "0-",
+        "a-b",
+        "1:2",
+        "-1-2",
+        "0-0-P",
+        "0?",
+        "1 - 2",
+        "0-0,1-1",
+        "1x2",
+        "1P2",
+        "１-２",
+        "²-1",
+        "1?p2",
+    ],
 )
 def test_parse_pharaoh_rejects_malformed_tokens(line):
     with pytest.raises(ValueError, match="malformed alignment link"):
