@@ -65,7 +65,7 @@ class Gold:
         )
 
 
-_NAACL_LINE = re.compile(r"\s*\d+\s+\d+\s+\d+(\s+[SPsp])?(\s+[-+.eE\d]+)?\s*")
+_NAACL_LINE = re.compile(r"\s*[0-9]+\s+[0-9]+\s+[0-9]+(\s+[SPsp])?(\s+[-+.eE0-9]+)?\s*")
 
 
 def parse_pharaoh(line: str, *, one_indexed: bool = False, reverse: bool = False) -> Gold:
