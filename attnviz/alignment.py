@@ -28,12 +28,14 @@ def word_starts(tokens: list[str]) -> list[int]:
     >>> word_starts(["▁the", "▁hou", "se", "▁caf", "<unk>", "</s>"])
     [0, 1, 3, 5]
     """
-    special = [token in NON_WORDS for token in tokens]
-    return [
-        index
-        for index, token in enumerate(tokens)
-        if index == 0 or special[index] or special[index - 1] or token.startswith(WORD_START)
-    ]
+    starts = []
+    after_special = True  # the first token opens a word
+    for index, token in enumerate(tokens):
+        special = token in NON_WORDS
+        if after_special or special or token[:1] == WORD_START:
+            starts.append(index)
+        after_special = special
+    return starts
 
 
 def word_groups(tokens: list[str]) -> list[list[int]]:
@@ -93,16 +95,123 @@ def merge_word_weights(
     weights: np.ndarray, src_starts: list[int], tgt_starts: list[int]
 ) -> np.ndarray:
     """[T, S] piece attention -> [T_words, S_words]: source pieces summed, target pieces
-    averaged, rows renormalised (the weights of :meth:`Alignment.to_words`)."""
-    n_tgt, n_src = weights.shape
-    merged = _group_sums(weights, src_starts, n_src, axis=1)  # [T, S_words]
-    ends = [*tgt_starts[1:], n_tgt]
-    counts = np.array([[b - a] for a, b in zip(tgt_starts, ends, strict=True)], weights.dtype)
-    merged = _group_sums(merged, tgt_starts, n_tgt, axis=0) / counts  # [T_words, S_words]
-    totals = np.add.reduce(merged, axis=1)[:, None]  # [T_words, 1], as merged.sum(axis=1)
-    if (totals > 0).all():
-        return merged / totals
-    return np.divide(merged, totals, out=np.zeros_like(merged), where=totals > 0)
+    averaged, rows renormalised (the weights of :meth:`Alignment.to_words`).
+
+    ``src_starts`` / ``tgt_starts``: the first piece of each word (:func:`word_starts`).
+    """
+    return merge_word_weights_many([(weights, src_starts, tgt_starts)])[0]
+
+
+_STACK_CELLS = 1 << 19  # padded cells per stack of matrices merged together
+
+
+def merge_word_weights_many(
+    items: list[tuple[np.ndarray, list[int], list[int]]],
+) -> list[np.ndarray]:
+    """:func:`merge_word_weights` of many matrices, bit for bit the same, computed on padded
+    stacks of similar shapes (a few numpy calls per stack instead of per matrix).
+
+    Sums run in numpy's order: source pieces one after the other from 0 (numpy's own order
+    below 8 items; a word of 8 pieces or more is summed by numpy itself), target rows one
+    after the other; the padding adds exact zeros. Row totals are numpy's, per matrix.
+    """
+    out: list[np.ndarray | None] = [None] * len(items)
+    shapes = [weights.shape for weights, _, _ in items]
+    for batch in shape_batches(shapes, _STACK_CELLS):
+        merged = _merge_stack([items[k] for k in batch])
+        for k, matrix in zip(batch, merged, strict=True):
+            out[k] = matrix
+    return out  # type: ignore[return-value]
+
+
+def shape_batches(shapes: list[tuple[int, int]], cells: int) -> list[list[int]]:
+    """Indices grouped so that each group, padded to its largest shape, stays under ``cells``
+    (a group of one may exceed it); similar shapes go together."""
+    order = sorted(range(len(shapes)), key=lambda k: shapes[k])
+    batches: list[list[int]] = []
+    rows = columns = 0
+    for k in order:
+        t, s = shapes[k]
+        if batches and (len(batches[-1]) + 1) * max(rows, t) * max(columns, s) <= cells:
+            batches[-1].append(k)
+            rows, columns = max(rows, t), max(columns, s)
+        else:
+            batches.append([k])
+            rows, columns = t, s
+    return batches
+
+
+def _lengths(starts: list[int], n: int) -> list[int]:
+    return [end - begin for begin, end in zip(starts, [*starts[1:], n], strict=True)]
+
+
+def _padded_index(
+    starts: list[int], lengths: list[int], width: int, depth: int, pad: int
+) -> list[list[int]]:
+    """index[o][g]: piece o of word g (``pad`` past the word's end or past the last word)."""
+    tail = [pad] * (width - len(starts))
+    return [
+        [b + o if o < size else pad for b, size in zip(starts, lengths, strict=True)] + tail
+        for o in range(depth)
+    ]
+
+
+def _merge_stack(items: list[tuple[np.ndarray, list[int], list[int]]]) -> list[np.ndarray]:
+    size = len(items)
+    dtype = np.result_type(*(weights.dtype for weights, _, _ in items))
+    shapes = [weights.shape for weights, _, _ in items]
+    n_tgt = max(t for t, _ in shapes)
+    n_src = max(s for _, s in shapes)
+    src_lengths = [_lengths(src, s) for (_, src, _), (_, s) in zip(items, shapes, strict=True)]
+    tgt_lengths = [_lengths(tgt, t) for (_, _, tgt), (t, _) in zip(items, shapes, strict=True)]
+    src_words = max(len(lengths) for lengths in src_lengths)
+    tgt_words = max(len(lengths) for lengths in tgt_lengths)
+    src_depth = max(max(lengths) for lengths in src_lengths)
+    tgt_depth = max(max(lengths) for lengths in tgt_lengths)
+    # one zero row and one zero column past the largest matrix: what padding points at
+    stack = np.zeros((size, n_tgt + 1, n_src + 1), dtype)  # [B, T+1, S+1]
+    for b, (weights, _, _) in enumerate(items):
+        stack[b, : shapes[b][0], : shapes[b][1]] = weights
+    src_index = np.array(
+        [
+            _padded_index(src, lengths, src_words, src_depth, n_src)
+            for (_, src, _), lengths in zip(items, src_lengths, strict=True)
+        ],
+        np.intp,
+    )  # [B, L_src, S_words]
+    words = np.zeros((size, n_tgt + 1, src_words), dtype)  # [B, T+1, S_words]; sums from 0
+    for offset in range(src_depth):
+        words += np.take_along_axis(stack, src_index[:, offset, None, :], axis=2)
+    for b, lengths in enumerate(src_lengths):
+        for g, length in enumerate(lengths):
+            if length >= _SEQUENTIAL_SUM:  # numpy sums these pairwise: let it
+                weights, src, _ = items[b]
+                columns = list(range(src[g], src[g] + length))
+                words[b, : shapes[b][0], g] = weights[:, columns].sum(axis=1)
+    tgt_index = np.array(
+        [
+            _padded_index(tgt, lengths, tgt_words, tgt_depth, n_tgt)
+            for (_, _, tgt), lengths in zip(items, tgt_lengths, strict=True)
+        ],
+        np.intp,
+    )  # [B, L_tgt, T_words]
+    merged = np.take_along_axis(words, tgt_index[:, 0, :, None], axis=1)  # [B, T_words, S_words]
+    for offset in range(1, tgt_depth):  # numpy adds rows in order, from the first
+        merged += np.take_along_axis(words, tgt_index[:, offset, :, None], axis=1)
+    counts = [lengths + [1] * (tgt_words - len(lengths)) for lengths in tgt_lengths]
+    merged /= np.array(counts, dtype)[:, :, None]
+    # row totals as numpy sums each row alone: pairwise from 8 words on, so a row is summed
+    # over exactly its own words, never over padding
+    totals = np.zeros((size, tgt_words, 1), dtype)
+    widths = [len(lengths) for lengths in src_lengths]
+    for width in set(widths):
+        chosen = [b for b, w in enumerate(widths) if w == width]
+        totals[chosen, :, 0] = np.add.reduce(merged[chosen, :, :width], axis=2)
+    merged = np.divide(merged, totals, out=np.zeros_like(merged), where=totals > 0)
+    return [
+        merged[b, : len(tgt_lengths[b]), : widths[b]]  # [T_words, S_words]
+        for b in range(size)
+    ]
 
 
 def _join_pieces(tokens: list[str]) -> str:

@@ -804,41 +804,49 @@ class _WordMatrix:
         return sum(self.src_real), sum(self.tgt_real)
 
 
-def _word_matrix(alignment: Alignment) -> _WordMatrix:
-    """Word-level weights without building a word Alignment (same merge as ``to_words``)."""
-    from attnviz.alignment import NON_WORDS, merge_word_weights, word_starts
+def _word_matrices(alignments: list[Alignment]) -> list[_WordMatrix]:
+    """Word-level weights of many hypotheses, merged together as :meth:`Alignment.to_words`
+    merges one (bit for bit), without building word-level Alignments."""
+    from attnviz.alignment import NON_WORDS, merge_word_weights_many, word_starts
 
-    src_tokens, tgt_tokens = alignment.src_tokens, alignment.tgt_tokens
-    if not src_tokens or not tgt_tokens:
-        return _WordMatrix(np.zeros((0, 0), np.float32), [], [], [], np.zeros((0, 0), np.float32))
-    if alignment.level == "words":
-        weights = alignment.weights
-        src_first, tgt_first = src_tokens, tgt_tokens
-    else:
+    firsts: list[tuple[list[str], list[str]]] = []
+    to_merge: list[tuple[np.ndarray, list[int], list[int]]] = []
+    for alignment in alignments:
+        src_tokens, tgt_tokens = alignment.src_tokens, alignment.tgt_tokens
+        if alignment.level == "words" or not src_tokens or not tgt_tokens:
+            firsts.append((src_tokens, tgt_tokens))
+            continue
         src_starts, tgt_starts = word_starts(src_tokens), word_starts(tgt_tokens)
-        weights = merge_word_weights(alignment.weights, src_starts, tgt_starts)
-        src_first = [src_tokens[k] for k in src_starts]  # a special token is a word alone
-        tgt_first = [tgt_tokens[k] for k in tgt_starts]
-    src_real = [token not in NON_WORDS for token in src_first]
-    tgt_real = [token not in NON_WORDS for token in tgt_first]
-    eos = [token == "</s>" for token in src_first]
-    if src_real[-1] or tgt_real[-1] or src_real.count(False) > 1 or tgt_real.count(False) > 1:
-        real = weights[np.ix_(np.flatnonzero(tgt_real), np.flatnonzero(src_real))]
-    else:
-        real = weights[:-1, :-1]  # the usual case: only a final </s> on each side
-    return _WordMatrix(weights, src_real, tgt_real, eos, real)
+        to_merge.append((alignment.weights, src_starts, tgt_starts))
+        # a special token is a word alone: a word's first piece says whether it is one
+        firsts.append(([src_tokens[k] for k in src_starts], [tgt_tokens[k] for k in tgt_starts]))
+    merged = iter(merge_word_weights_many(to_merge))
+    out = []
+    for alignment, (src_first, tgt_first) in zip(alignments, firsts, strict=True):
+        if not src_first or not tgt_first:
+            empty = np.zeros((0, 0), np.float32)
+            out.append(_WordMatrix(empty, [], [], [], empty))
+            continue
+        weights = alignment.weights if alignment.level == "words" else next(merged)
+        src_real = [token not in NON_WORDS for token in src_first]
+        tgt_real = [token not in NON_WORDS for token in tgt_first]
+        eos = [token == "</s>" for token in src_first]
+        if src_real[-1] or tgt_real[-1] or src_real.count(False) > 1 or tgt_real.count(False) > 1:
+            real = weights[np.ix_(np.flatnonzero(tgt_real), np.flatnonzero(src_real))]
+        else:
+            real = weights[:-1, :-1]  # the usual case: only a final </s> on each side
+        out.append(_WordMatrix(weights, src_real, tgt_real, eos, real))
+    return out
 
 
 def _score(
-    alignment: Alignment,
-    index: int,
+    matrix: _WordMatrix,
     gold: Gold | None,
     method: LinkMethod,
-    reverse: Alignment | None,
+    back: _WordMatrix | None,
     sym: str | None,
     where: str,
 ) -> tuple[AttentionView, list[Link], LinkCounts | None]:
-    matrix = _word_matrix(alignment)
     n_src, n_tgt = matrix.shape
     predicted = extract_links(matrix.real, method)
     view = AttentionView(
@@ -848,10 +856,9 @@ def _score(
         matrix.eos,
         predicted if method.name == "argmax" else None,
     )
-    if reverse is not None:
+    if back is not None:
         if sym is None:
             raise UsageError("a reverse direction needs a symmetrisation method (--sym)")
-        back = _word_matrix(reverse)
         back_src, back_tgt = back.shape
         if back_src != n_tgt or back_tgt != n_src:
             raise InputError(
@@ -885,8 +892,10 @@ def score_alignment(
     the sentence in error messages (default: ``line index+1``).
     """
     method = parse_link_method(links)
+    matrices = _word_matrices([alignment] if reverse is None else [alignment, reverse])
+    back = matrices[1] if reverse is not None else None
     view, predicted, counts = _score(
-        alignment, index, gold, method, reverse, sym, where or f"line {index + 1}"
+        matrices[0], gold, method, back, sym, where or f"line {index + 1}"
     )
     return SentenceResult(index, alignment, predicted, diagnose_many([view])[0], counts)
 
@@ -1044,7 +1053,7 @@ class RowScorer:
         self.use = use
         self.sym = sym
         self.scorer = CorpusScorer(worst=worst, sort=sort)
-        self._pending: list[tuple[Item, Alignment, AttentionView, list[Link], Any] | Item] = []
+        self._pending: list[tuple[Item, Alignment | None, Alignment | None, Gold | None]] = []
 
     def feed(self, item: Item) -> list[SentenceResult | None]:
         alignment, back, gold = item.forward, item.reverse, item.gold
@@ -1052,27 +1061,33 @@ class RowScorer:
             alignment, back, gold = back, None, gold.reversed() if gold is not None else None
         elif self.use == "forward":
             back = None
-        if alignment is None or (self.use == "both" and back is None):
-            self._pending.append(item)  # the line failed (one way or both): not scored
-        else:
-            where = f"sentence {item.count} (line {item.index + 1})"
-            view, predicted, counts = _score(
-                alignment, item.index, gold, self.method, back, self.sym, where
-            )
-            self._pending.append((item, alignment, view, predicted, counts))
+        if self.use == "both" and back is None:
+            alignment = None  # the pair failed one way: it cannot be symmetrised
+        self._pending.append((item, alignment, back, gold))
         return self.flush() if len(self._pending) >= _CHUNK else []
 
     def flush(self) -> list[SentenceResult | None]:
-        entries = [entry for entry in self._pending if not isinstance(entry, Item)]
-        diagnostics = iter(diagnose_many([entry[2] for entry in entries]))
+        """Score what was fed so far: word merging and diagnostics run on the whole chunk."""
+        scored = [entry for entry in self._pending if entry[1] is not None]
+        hypotheses = [alignment for _, alignment, _, _ in scored]
+        backs = [back for _, _, back, _ in scored if back is not None]
+        matrices = _word_matrices(hypotheses + backs)
+        back_matrices = iter(matrices[len(hypotheses) :])
+        prepared = []
+        for (item, _, back, gold), matrix in zip(scored, matrices, strict=False):
+            where = f"sentence {item.count} (line {item.index + 1})"
+            back_matrix = next(back_matrices) if back is not None else None
+            prepared.append(_score(matrix, gold, self.method, back_matrix, self.sym, where))
+        diagnostics = diagnose_many([view for view, _, _ in prepared])
+        done = iter(zip(prepared, diagnostics, strict=True))
         results: list[SentenceResult | None] = []
-        for entry in self._pending:
-            if isinstance(entry, Item):
+        for item, alignment, _, _ in self._pending:
+            if alignment is None:
                 self.scorer.failed += 1
                 results.append(None)
                 continue
-            item, alignment, _, predicted, counts = entry
-            result = SentenceResult(item.index, alignment, predicted, next(diagnostics), counts)
+            (_, predicted, counts), diagnosis = next(done)
+            result = SentenceResult(item.index, alignment, predicted, diagnosis, counts)
             self.scorer.add(result)
             results.append(result)
         self._pending.clear()

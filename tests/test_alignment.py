@@ -398,3 +398,30 @@ def test_to_dict_with_a_link_method_and_diagnostics_round_trips():
     assert "diagnostics" not in alignment.to_dict()
     back = Alignment.from_json(json.dumps(record))
     assert back == alignment and "diagnostics" not in back.meta
+
+
+def test_merging_many_matrices_at_once_is_bit_identical_to_one_by_one():
+    from attnviz.alignment import merge_word_weights, merge_word_weights_many, word_starts
+
+    rng = np.random.default_rng(11)
+    items, expected = [], []
+    for _ in range(120):
+        sides = []
+        for words in rng.integers(1, 16, size=2):
+            tokens = []
+            for w in range(words):
+                tokens += [f"▁w{w}"] + ["p"] * (int(rng.choice([1, 1, 2, 3, 9])) - 1)
+            sides.append([*tokens, "</s>"])
+        src, tgt = sides
+        weights = rng.random((len(tgt), len(src))).astype(np.float32)
+        weights[rng.random(weights.shape) < 0.2] = 0.0
+        if rng.random() < 0.1:
+            weights[0] = 0.0  # an all-zero row stays zero
+        alignment = make(src=src, tgt=tgt, weights=weights, scores=np.zeros(weights.shape),
+                         logprobs=np.zeros(len(tgt)))  # fmt: skip
+        items.append((alignment.weights, word_starts(src), word_starts(tgt)))
+        expected.append(_to_words_by_definition(alignment)[0])
+    merged = merge_word_weights_many(items)
+    for got, want, item in zip(merged, expected, items, strict=True):
+        assert got.tobytes() == want.tobytes() and got.shape == want.shape
+        assert merge_word_weights(*item).tobytes() == want.tobytes()
