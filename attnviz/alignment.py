@@ -7,6 +7,7 @@ Shapes: ``T`` target tokens (rows), ``S`` source tokens (columns).
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from dataclasses import dataclass, field
@@ -146,14 +147,21 @@ def _lengths(starts: list[int], n: int) -> list[int]:
 
 
 def _padded_index(
-    starts: list[int], lengths: list[int], width: int, depth: int, pad: int
-) -> list[list[int]]:
-    """index[o][g]: piece o of word g (``pad`` past the word's end or past the last word)."""
-    tail = [pad] * (width - len(starts))
-    return [
-        [b + o if o < size else pad for b, size in zip(starts, lengths, strict=True)] + tail
-        for o in range(depth)
-    ]
+    starts: list[list[int]], lengths: list[list[int]], width: int, depth: int, pad: int
+) -> np.ndarray:
+    """[B, depth, width] index: item o of word g of matrix b, ``pad`` past the word's end or
+    past the last word."""
+    size = len(starts)
+    index = np.full((size, depth, width), pad, np.intp)
+    counts = [len(row) for row in starts]
+    first = np.fromiter(itertools.chain.from_iterable(starts), np.intp)  # [G_all]
+    length = np.fromiter(itertools.chain.from_iterable(lengths), np.intp)
+    matrix = np.repeat(np.arange(size), counts)  # [G_all] which matrix
+    word = np.arange(len(first)) - np.repeat(np.cumsum(counts) - counts, counts)
+    for offset in range(depth):
+        inside = length > offset
+        index[matrix[inside], offset, word[inside]] = first[inside] + offset
+    return index
 
 
 def _merge_stack(items: list[tuple[np.ndarray, list[int], list[int]]]) -> list[np.ndarray]:
@@ -172,13 +180,8 @@ def _merge_stack(items: list[tuple[np.ndarray, list[int], list[int]]]) -> list[n
     stack = np.zeros((size, n_tgt + 1, n_src + 1), dtype)  # [B, T+1, S+1]
     for b, (weights, _, _) in enumerate(items):
         stack[b, : shapes[b][0], : shapes[b][1]] = weights
-    src_index = np.array(
-        [
-            _padded_index(src, lengths, src_words, src_depth, n_src)
-            for (_, src, _), lengths in zip(items, src_lengths, strict=True)
-        ],
-        np.intp,
-    )  # [B, L_src, S_words]
+    src_starts = [src for _, src, _ in items]
+    src_index = _padded_index(src_starts, src_lengths, src_words, src_depth, n_src)
     words = np.zeros((size, n_tgt + 1, src_words), dtype)  # [B, T+1, S_words]; sums from 0
     for offset in range(src_depth):
         words += np.take_along_axis(stack, src_index[:, offset, None, :], axis=2)
@@ -188,13 +191,8 @@ def _merge_stack(items: list[tuple[np.ndarray, list[int], list[int]]]) -> list[n
                 weights, src, _ = items[b]
                 columns = list(range(src[g], src[g] + length))
                 words[b, : shapes[b][0], g] = weights[:, columns].sum(axis=1)
-    tgt_index = np.array(
-        [
-            _padded_index(tgt, lengths, tgt_words, tgt_depth, n_tgt)
-            for (_, _, tgt), lengths in zip(items, tgt_lengths, strict=True)
-        ],
-        np.intp,
-    )  # [B, L_tgt, T_words]
+    tgt_starts = [tgt for _, _, tgt in items]
+    tgt_index = _padded_index(tgt_starts, tgt_lengths, tgt_words, tgt_depth, n_tgt)
     merged = np.take_along_axis(words, tgt_index[:, 0, :, None], axis=1)  # [B, T_words, S_words]
     for offset in range(1, tgt_depth):  # numpy adds rows in order, from the first
         merged += np.take_along_axis(words, tgt_index[:, offset, :, None], axis=1)
