@@ -65,6 +65,8 @@ class Gold:
         )
 
 
+# one link, standing alone between whitespace: i-j, i?j or ipj with ASCII digits
+_PHARAOH_LINK = re.compile(r"(?<!\S)([0-9]+)([-?p])([0-9]+)(?!\S)")
 _NAACL_LINE = re.compile(r"\s*[0-9]+\s+[0-9]+\s+[0-9]+(\s+[SPsp])?(\s+[-+.eE0-9]+)?\s*")
 
 
@@ -77,23 +79,21 @@ def parse_pharaoh(line: str, *, one_indexed: bool = False, reverse: bool = False
     >>> parse_pharaoh("0-0 1?0 2p1")
     Gold(sure=frozenset({(0, 0)}), possible=frozenset({(0, 0), (1, 0), (2, 1)}))
     """
+    links = _PHARAOH_LINK.findall(line)
+    if len(links) != len(line.split()):
+        for token in line.split():  # find the token to blame
+            if _PHARAOH_LINK.fullmatch(token) is None:
+                raise ValueError(
+                    f"malformed alignment link {token!r}: expected 'i-j' (sure) or 'i?j' / "
+                    "'ipj' (possible) with non-negative integers"
+                )
     sure: set[Link] = set()
     possible: set[Link] = set()
-    for token in line.split():
-        for separator in "-?p":
-            left, found, right = token.partition(separator)
-            if found:
-                break
-        if not (found and left.isdigit() and right.isdigit() and token.isascii()):
-            raise ValueError(
-                f"malformed alignment link {token!r}: expected 'i-j' (sure) or 'i?j' / 'ipj' "
-                "(possible) with non-negative integers"
-            )
-        i, j = int(left), int(right)
-        if one_indexed:
-            if i == 0 or j == 0:
-                raise ValueError(f"link {token!r} has index 0 in a 1-indexed file")
-            i, j = i - 1, j - 1
+    shift = 1 if one_indexed else 0
+    for left, separator, right in links:
+        i, j = int(left) - shift, int(right) - shift
+        if i < 0 or j < 0:
+            raise ValueError(f"link {left}{separator}{right!s} has index 0 in a 1-indexed file")
         link = (j, i) if reverse else (i, j)
         possible.add(link)
         if separator == "-":
