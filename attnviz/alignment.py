@@ -443,8 +443,11 @@ class Alignment:
         )
 
     def to_json(self, *, links: str = "argmax", diagnostics: bool = False) -> str:
+        """One JSON line; hidden characters (controls, bidi overrides) as ``\\u`` escapes."""
+        from attnviz.text import json_safe
+
         record = self.to_dict(links=links, diagnostics=diagnostics)
-        return json.dumps(record, ensure_ascii=False, allow_nan=False)
+        return json_safe(json.dumps(record, ensure_ascii=False, allow_nan=False))
 
     @classmethod
     def from_json(cls, line: str) -> Alignment:
@@ -469,3 +472,12 @@ def _matrix(rows: Any, shape: tuple[int, int], name: str) -> np.ndarray:
     if matrix.shape != shape:
         raise ValueError(f"{name} has shape {matrix.shape}, expected {shape} from the tokens")
     return matrix
+
+
+@dataclass(frozen=True)
+class SentenceError:
+    """A sentence that could not be decoded: its 0-based position, its text and why."""
+
+    index: int
+    source: str
+    message: str

@@ -4,8 +4,9 @@
 
 Steps: generate the corpus (train seed 1, validation seed 2, held-out test seed 3 with no
 English sentence shared with training) in both directions, train the models with
-`attnviz train` for a fixed number of updates on one CPU thread (so a rebuild repeats the
-same run update for update, however fast the machine), evaluate each on the held-out pairs
+`attnviz train --force` (replacing the bundled files) for a fixed number of updates on one
+CPU thread (so a rebuild repeats the same run update for update, however fast the machine),
+evaluate each on the held-out pairs
 (exact match, chrF, AER), score the English→Korean and Korean→English additive models
 symmetrised, write sample_models/results.json and the held-out gold set that ships in
 sample_models/test/. Every step is an ordinary command, printed before it runs.
@@ -101,7 +102,7 @@ def main() -> int:
         seconds[name] = run(
             ["attnviz", "train", str(work / f"train{stem}.tsv"),
              "--valid", str(work / f"valid{stem}.tsv"), "--out", str(SAMPLES / f"{name}.pt"),
-             "--steps", str(steps), *COMMON, *VOCAB[direction], *options]
+             "--steps", str(steps), "--force", *COMMON, *VOCAB[direction], *options]
         )  # fmt: skip
     report = work / "results.json"
     command = [sys.executable, str(HERE / "evaluate.py"), "--pairs", str(work / "test.tsv"),
