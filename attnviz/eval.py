@@ -105,13 +105,11 @@ def read_pharaoh(
     path: str | Path, *, one_indexed: bool = False, reverse: bool = False
 ) -> Iterator[Gold]:
     """Stream a Pharaoh gold file, one :class:`Gold` per line (a blank line: no links)."""
-    path = Path(path)
-    with _open_text(path) as stream:
-        for number, line in enumerate(stream, 1):
-            try:
-                yield parse_pharaoh(line, one_indexed=one_indexed, reverse=reverse)
-            except ValueError as err:
-                raise InputError(f"{path} line {number}: {err}") from None
+    for number, line in enumerate(_lines(path), 1):
+        try:
+            yield parse_pharaoh(line, one_indexed=one_indexed, reverse=reverse)
+        except ValueError as err:
+            raise InputError(f"{path}:{number}: {err}") from None
 
 
 def read_naacl(path: str | Path, *, reverse: bool = False) -> list[Gold]:
@@ -121,28 +119,24 @@ def read_naacl(path: str | Path, *, reverse: bool = False) -> list[Gold]:
     dropped), a missing S/P means S. Sentence ``n`` is item ``n - 1`` of the list; sentences
     without links are empty.
     """
-    path = Path(path)
     sentences: dict[int, tuple[set[Link], set[Link]]] = {}
-    with _open_text(path) as stream:
-        for number, line in enumerate(stream, 1):
-            if not line.strip():
-                continue
-            if _NAACL_LINE.fullmatch(line) is None:
-                raise InputError(
-                    f"{path} line {number}: expected 'sentence i j [S|P]' (NAACL/WPT format)"
-                )
-            fields = line.split()
-            sentence, i, j = int(fields[0]), int(fields[1]), int(fields[2])
-            if sentence == 0:
-                raise InputError(f"{path} line {number}: sentence numbers start at 1")
-            kind = fields[3].upper() if len(fields) > 3 else "S"
-            sure, possible = sentences.setdefault(sentence, (set(), set()))
-            if i == 0 or j == 0:
-                continue  # NULL alignment
-            link = (j - 1, i - 1) if reverse else (i - 1, j - 1)
-            possible.add(link)
-            if kind == "S":
-                sure.add(link)
+    for number, line in enumerate(_lines(path), 1):
+        if not line.strip():
+            continue
+        if _NAACL_LINE.fullmatch(line) is None:
+            raise InputError(f"{path}:{number}: expected 'sentence i j [S|P]' (NAACL/WPT format)")
+        fields = line.split()
+        sentence, i, j = int(fields[0]), int(fields[1]), int(fields[2])
+        if sentence == 0:
+            raise InputError(f"{path}:{number}: sentence numbers start at 1")
+        kind = fields[3].upper() if len(fields) > 3 else "S"
+        sure, possible = sentences.setdefault(sentence, (set(), set()))
+        if i == 0 or j == 0:
+            continue  # NULL alignment
+        link = (j - 1, i - 1) if reverse else (i - 1, j - 1)
+        possible.add(link)
+        if kind == "S":
+            sure.add(link)
     count = max(sentences, default=0)
     empty = (set(), set())
     return [
@@ -153,10 +147,9 @@ def read_naacl(path: str | Path, *, reverse: bool = False) -> list[Gold]:
 
 def detect_gold_format(path: str | Path) -> str:
     """``naacl`` when the first non-blank line looks like ``sentence i j [S|P]``."""
-    with _open_text(Path(path)) as stream:
-        for line in stream:
-            if line.strip():
-                return "naacl" if _NAACL_LINE.fullmatch(line) else "pharaoh"
+    for line in _lines(path):
+        if line.strip():
+            return "naacl" if _NAACL_LINE.fullmatch(line) else "pharaoh"
     return "pharaoh"
 
 
@@ -177,11 +170,14 @@ def read_gold(
     return read_pharaoh(path, one_indexed=one_indexed, reverse=reverse)
 
 
-def _open_text(path: Path):
-    try:
-        return path.open(encoding="utf-8-sig", newline=None)
-    except OSError as err:
-        raise InputError(f"{path}: cannot read ({err.strerror or err})") from None
+def _lines(path: str | Path, max_bytes: int | None = None) -> Iterator[str]:
+    """Lines of a text file through attnviz's one I/O layer (UTF-8 checked, errors name the
+    line)."""
+    from attnviz import io
+
+    if str(path) != io.STDIN:
+        io.check_input_file(Path(path))
+    return io.iter_lines(path, **({"max_bytes": max_bytes} if max_bytes else {}))
 
 
 # -- hard links ---------------------------------------------------------------------------------
@@ -617,8 +613,9 @@ def _diagnose_batch(views: list[AttentionView], n_tgt: int, n_src: int) -> list[
     coverage = stack.sum(axis=1)  # [B, S] total weight per source token
     xlogx = stack * np.log(np.maximum(stack, _TINY))  # [B, T, S]; 0 for 0 weights
     entropy = _entropies(stack.sum(axis=2), xlogx.sum(axis=2)).sum(axis=1) / rows
-    ap_in = -_entropies(coverage, xlogx.sum(axis=1)).sum(axis=1) / columns
-    cdp = -(np.log1p((1.0 - coverage) ** 2) * src_valid).sum(axis=1) / columns
+    # penalties as 0 - x: no negative zeros for empty hypotheses
+    ap_in = 0.0 - _entropies(coverage, xlogx.sum(axis=1)).sum(axis=1) / columns
+    cdp = 0.0 - (np.log1p((1.0 - coverage) ** 2) * src_valid).sum(axis=1) / columns
     real_targets = np.maximum(tgt_real.sum(axis=1), 1)
     eos_weight = np.einsum("bts,bt,bs->b", stack, tgt_real, eos) / real_targets
     crossings = _crossing_fractions(all_links)
@@ -626,7 +623,7 @@ def _diagnose_batch(views: list[AttentionView], n_tgt: int, n_src: int) -> list[
     under = _indices_per_row((coverage < UNATTENDED_BELOW) & src_real, rank)
     over = _indices_per_row((coverage > OVERATTENDED_ABOVE) & src_real, rank)
     return [
-        Diagnostics(e, c, -e, a, w, x, u, o)
+        Diagnostics(e, c, 0.0 - e, a, w, x, u, o)
         for e, c, a, w, x, u, o in zip(
             entropy.tolist(),
             cdp.tolist(),
@@ -906,6 +903,8 @@ def score_alignment(
 def records_path(path: str | Path) -> Path:
     """The JSONL file of an export folder (``alignments.jsonl``), or the file itself."""
     path = Path(path)
+    if str(path) == "-":
+        return path  # stdin
     if path.is_dir():
         jsonl = path / "alignments.jsonl"
         if not jsonl.is_file():
@@ -924,32 +923,81 @@ def read_records(path: str | Path) -> Iterator[tuple[int, Alignment | None]]:
     malformed line raises InputError naming it.
     """
     from attnviz.alignment import Alignment
+    from attnviz.export.formats import JSONL_MAX_LINE_BYTES
 
     jsonl = records_path(path)
     position = 0
-    with _open_text(jsonl) as stream:
-        for number, line in enumerate(stream, 1):
-            if line.isspace():
+    for number, line in enumerate(_lines(jsonl, JSONL_MAX_LINE_BYTES), 1):
+        if not line or line.isspace():
+            continue
+        where = f"{jsonl}:{number}"
+        try:
+            record = json.loads(_without_scores(line))
+        except ValueError:
+            raise InputError(f"{where}: not a JSON alignment record") from None
+        except RecursionError:
+            raise InputError(f"{where}: not a JSON alignment record (nested too deeply)") from None
+        if not isinstance(record, dict):
+            raise InputError(f"{where}: not a JSON alignment record")
+        if record.get("rank") not in (0, None):
+            continue
+        index = record.get("id", position)
+        position += 1
+        if isinstance(index, bool) or not isinstance(index, int):
+            raise InputError(f"{where}: bad alignment record: 'id' must be a whole number")
+        if "error" in record:
+            yield index, None
+            continue
+        try:
+            yield index, Alignment.from_dict(record)
+        except (ValueError, TypeError) as err:
+            raise InputError(f"{where}: bad alignment record: {err}") from None
+
+
+def decode_pairs(
+    translator: Any,
+    path: str | Path,
+    *,
+    reverse: bool = False,
+    batch_size: int = 32,
+    chunk: int = 256,
+) -> Iterator[tuple[int, Alignment | None]]:
+    """Force-decode the pairs of a ``source<TAB>reference`` file with ``translator`` (an
+    :class:`attnviz.translator.Translator`), ``chunk`` lines at a time.
+
+    ``reverse`` decodes each reference into its source (for a target→source model). Yields
+    ``(line index, alignment)``: None for a line the model cannot handle, an empty alignment
+    for a blank line; a line without a tab is an InputError naming it.
+    """
+    from attnviz.alignment import Alignment
+    from attnviz.options import DecodeOptions
+
+    options = DecodeOptions(batch_size=batch_size)
+    lines = _lines(path)
+    first = 0
+    while block := list(itertools.islice(lines, chunk)):
+        sources, refs = [], []
+        for number, line in enumerate(block, first + 1):
+            if not line.strip():
+                sources.append("")
+                refs.append("")
                 continue
-            try:
-                record = json.loads(_without_scores(line))
-            except ValueError:
-                raise InputError(f"{jsonl} line {number}: not a JSON object") from None
-            if not isinstance(record, dict):
-                raise InputError(f"{jsonl} line {number}: not a JSON object")
-            if record.get("rank") not in (0, None):
-                continue
-            index = record.get("id", position)
-            position += 1
-            if not isinstance(index, int):
-                raise InputError(f"{jsonl} line {number}: 'id' is not an integer")
-            if "error" in record:
-                yield index, None
-                continue
-            try:
-                yield index, Alignment.from_dict(record)
-            except (ValueError, TypeError) as err:
-                raise InputError(f"{jsonl} line {number}: {err}") from None
+            if "\t" not in line:
+                raise InputError(f"{path}:{number}: no tab between source and reference")
+            source, reference = line.split("\t", 1)
+            sources.append(reference if reverse else source)
+            refs.append(source if reverse else reference)
+        todo = [k for k, source in enumerate(sources) if source.strip()]
+        groups = translator.translate_grouped(
+            [sources[k] for k in todo],
+            refs=[refs[k] for k in todo],
+            options=options,
+        )
+        results: list[Alignment | None] = [Alignment.empty(text) for text in sources]
+        for k, group in zip(todo, groups, strict=True):
+            results[k] = group[0] if isinstance(group, list) and group else None
+        yield from enumerate(results, first)
+        first += len(block)
 
 
 _SCORES_KEY = ', "scores": '

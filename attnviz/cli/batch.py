@@ -13,6 +13,8 @@ from attnviz.cli.common import (
     BatchSizeOption,
     BeamOption,
     DeviceOption,
+    DiagnosticsOption,
+    LinksOption,
     ModelOption,
     NbestOption,
     PrecisionOption,
@@ -158,6 +160,8 @@ def export(
     strict: Annotated[
         bool, typer.Option("--strict", help="Stop at the first line that cannot be handled.")
     ] = False,
+    links: LinksOption = "argmax",
+    diagnostics: DiagnosticsOption = False,
 ) -> None:
     """Export the alignments of a whole file: JSONL, Pharaoh, NPZ and figures."""
     with errors():
@@ -174,6 +178,8 @@ def export(
             strict=strict,
             workers=workers,
             dpi=dpi,
+            links=links,
+            diagnostics=diagnostics,
         )
         if resume and overwrite:
             raise UsageError("--resume and --overwrite exclude each other")
