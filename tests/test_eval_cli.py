@@ -267,3 +267,23 @@ def test_export_diagnostics_and_links(data, tmp_path):
         assert np.isclose(record["diagnostics"]["cdp"], alignment.diagnostics().cdp)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["options"]["links"] == "both" and manifest["options"]["diagnostics"] is True
+
+
+def test_readme_eval_command_prints_what_the_readme_shows():
+    import re
+    import shlex
+
+    readme = (ROOT / "README.md").read_text("utf-8")
+    match = re.search(
+        r"```bash\n(attnviz eval sample_models/test/enko\.tsv[^`]*?)```\n\n```text\n(.*?)```",
+        readme,
+        flags=re.S,
+    )
+    assert match is not None
+    command = shlex.split(match.group(1).replace("\\\n", " "))
+    assert command[:2] == ["attnviz", "eval"]
+    result = CliRunner().invoke(app, command[1:], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    shown = [line.rstrip() for line in match.group(2).strip("\n").splitlines()]
+    printed = [line.rstrip() for line in result.stdout.strip("\n").splitlines()]
+    assert printed == shown
