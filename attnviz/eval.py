@@ -527,8 +527,9 @@ def diagnose(
 ) -> Diagnostics:
     """Diagnostics of one [T, S] attention matrix (float64 arithmetic).
 
-    Following the reference implementation of Rikters & Fishel, the penalties see every
-    token, ``</s>`` included (α_ji: weight of target token j on source token i):
+    As in Rikters & Fishel's own code (SoftAlignments), the penalties see every token,
+    ``</s>`` included; CDP squares the deviation as published (that code defaults to a 6th
+    power). α_ji is the weight of target token j on source token i:
 
     * CDP = -(1/S) Σ_i log(1 + (1 - Σ_j α_ji)²): each source token should receive a total
       weight of about 1;

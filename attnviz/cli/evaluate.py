@@ -65,7 +65,7 @@ def eval_command(
     inputs: Annotated[
         list[str],
         typer.Argument(
-            metavar="INPUT...",
+            metavar="INPUT",
             help="Export folders or JSONL files of alignments ('-': stdin); with --model, "
             "one TSV file of source<TAB>reference pairs to force-decode.",
             show_default=False,
