@@ -32,7 +32,7 @@ def main() -> int:
     ):
         out = PICTURES / f"heatmap-{model.removeprefix('enko-')}.png"
         command = ["attnviz", "heatmap", text, "--model", model, "--words"]
-        command += ["--device", "cpu", "--out", str(out), "--title", model]
+        command += ["--device", "cpu", "--out", str(out), "--title", model, "--force"]
         print("$", " ".join(command), flush=True)
         subprocess.run(command, check=True)
 
