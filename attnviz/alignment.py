@@ -286,3 +286,12 @@ def _matrix(rows: Any, shape: tuple[int, int], name: str) -> np.ndarray:
     if matrix.shape != shape:
         raise ValueError(f"{name} has shape {matrix.shape}, expected {shape} from the tokens")
     return matrix
+
+
+@dataclass(frozen=True)
+class SentenceError:
+    """A sentence that could not be decoded: its 0-based position, its text and why."""
+
+    index: int
+    source: str
+    message: str

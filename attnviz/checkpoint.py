@@ -8,31 +8,43 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from attnviz.errors import AttnvizError, CheckpointError
+from attnviz.errors import AttnvizError, CheckpointError, TokenizerError
 from attnviz.model import ModelConfig
+from attnviz.tokenizer import sentencepiece_spec
 
 if TYPE_CHECKING:
     import torch
 
     from attnviz.model import Seq2Seq
+    from attnviz.tokenizer import Tokenizer
 
 FORMAT_NAME = "attnviz-checkpoint"
-FORMAT_VERSION = 1
-REQUIRED_KEYS = ("format", "format_version", "config", "state_dict", "src_spm", "tgt_spm")
+#: 1: SentencePiece models as ``src_spm``/``tgt_spm`` bytes. 2: tokenizer specs
+#: (``src_tokenizer``/``tgt_tokenizer``, see attnviz.tokenizer); version 1 files are migrated.
+FORMAT_VERSION = 2
+REQUIRED_KEYS = (
+    "format",
+    "format_version",
+    "config",
+    "state_dict",
+    "src_tokenizer",
+    "tgt_tokenizer",
+)
 
 
 @dataclass
 class Checkpoint:
+    """A model: config, weights, both tokenizers (as specs) and free-form metadata."""
+
     config: ModelConfig
     state_dict: dict[str, Any]
-    src_spm: bytes
-    tgt_spm: bytes
+    src_tokenizer: dict[str, Any]
+    tgt_tokenizer: dict[str, Any]
     metadata: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
 
@@ -42,37 +54,50 @@ class Checkpoint:
             "format_version": FORMAT_VERSION,
             "config": self.config.to_dict(),
             "state_dict": self.state_dict,
-            "src_spm": bytes(self.src_spm),
-            "tgt_spm": bytes(self.tgt_spm),
+            "src_tokenizer": self.src_tokenizer,
+            "tgt_tokenizer": self.tgt_tokenizer,
             "metadata": self.metadata,
         }
+
+    def tokenizers(self) -> tuple[Tokenizer, Tokenizer]:
+        """Source and target tokenizers; a bad spec is a CheckpointError naming the file."""
+        from attnviz.tokenizer import tokenizer_from_spec
+
+        try:
+            return tokenizer_from_spec(self.src_tokenizer), tokenizer_from_spec(self.tgt_tokenizer)
+        except TokenizerError as err:
+            raise CheckpointError(f"{self.path or 'checkpoint'}: {err}") from err
 
 
 def save_checkpoint(checkpoint: Checkpoint, path: str | os.PathLike[str]) -> Path:
     """Write atomically: a temporary file in the same folder, then a rename."""
     import torch
 
-    for name in ("src_spm", "tgt_spm"):
+    from attnviz.io import atomic_write
+
+    for name in ("src_tokenizer", "tgt_tokenizer"):
         if not getattr(checkpoint, name):
             raise CheckpointError(f"{name} is empty: a checkpoint needs both tokenizers")
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     payload = checkpoint.to_payload()
     payload["state_dict"] = {k: v.detach().cpu() for k, v in checkpoint.state_dict.items()}
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp_name, 0o666 & ~umask)  # mkstemp makes 0600; a checkpoint is an ordinary file
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(payload, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return target
+    return atomic_write(target, lambda stream: torch.save(payload, stream))
+
+
+def _migrate(payload: dict[str, Any], file: Path) -> dict[str, Any]:
+    """Bring an older payload to the current layout."""
+    if payload["format_version"] == 1:
+        payload = dict(payload)
+        for side in ("src", "tgt"):
+            model = payload.pop(f"{side}_spm", None)
+            if not isinstance(model, bytes) or not model:
+                raise CheckpointError(
+                    f"{file}: {side}_spm must be the SentencePiece model as bytes"
+                )
+            payload[f"{side}_tokenizer"] = sentencepiece_spec(model)
+        payload["format_version"] = 2
+    return payload
 
 
 def _unsafe_global(message: str) -> str | None:
@@ -149,13 +174,14 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> 
             f"{file}: not an attnviz checkpoint (no format marker; top-level keys: {known})"
         )
     version = payload.get("format_version")
-    if not isinstance(version, int):
-        raise CheckpointError(f"{file}: format_version is missing or not an integer")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise CheckpointError(f"{file}: format_version is missing or not a positive integer")
     if version > FORMAT_VERSION:
         raise CheckpointError(
             f"{file}: format version {version} is newer than this attnviz reads "
             f"(up to {FORMAT_VERSION}); upgrade attnviz"
         )
+    payload = _migrate(payload, file)
     missing = [key for key in REQUIRED_KEYS if key not in payload]
     if missing:
         raise CheckpointError(f"{file}: checkpoint lacks {', '.join(missing)}")
@@ -165,9 +191,9 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> 
         config = ModelConfig.from_dict(payload["config"])
     except AttnvizError as err:
         raise CheckpointError(f"{file}: bad model config: {err}") from err
-    for key in ("src_spm", "tgt_spm"):
-        if not isinstance(payload[key], bytes) or not payload[key]:
-            raise CheckpointError(f"{file}: {key} must be the SentencePiece model as bytes")
+    for key in ("src_tokenizer", "tgt_tokenizer"):
+        if not isinstance(payload[key], dict) or not payload[key]:
+            raise CheckpointError(f"{file}: {key} must be a tokenizer spec (a dict)")
     if not isinstance(payload["state_dict"], dict):
         raise CheckpointError(f"{file}: state_dict is not a dict")
     metadata = payload.get("metadata") or {}
@@ -176,8 +202,8 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> 
     return Checkpoint(
         config=config,
         state_dict=payload["state_dict"],
-        src_spm=payload["src_spm"],
-        tgt_spm=payload["tgt_spm"],
+        src_tokenizer=payload["src_tokenizer"],
+        tgt_tokenizer=payload["tgt_tokenizer"],
         metadata=metadata,
         path=file,
     )
@@ -223,3 +249,21 @@ def _few(keys: list[str], limit: int = 3) -> str:
     shown = ", ".join(keys[:limit])
     more = f" and {len(keys) - limit} more" if len(keys) > limit else ""
     return shown + more
+
+
+def describe_checkpoint(checkpoint: Checkpoint) -> list[tuple[str, str]]:
+    """(key, value) rows that describe a model: size, vocabularies, config, metadata."""
+    import json
+
+    network = build_model(checkpoint)
+    source, target = checkpoint.tokenizers()
+    rows = [("parameters", f"{network.parameter_count():,}")]
+    if checkpoint.path is not None:
+        rows.append(("file size", f"{checkpoint.path.stat().st_size / 1e6:.2f} MB"))
+    rows.append(("source vocabulary", f"{source.vocab_size} ({source.kind})"))
+    rows.append(("target vocabulary", f"{target.vocab_size} ({target.kind})"))
+    rows.extend((f"config.{key}", str(value)) for key, value in checkpoint.config.to_dict().items())
+    for key, value in checkpoint.metadata.items():
+        shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        rows.append((f"training.{key}", shown))
+    return rows

@@ -25,8 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from attnviz.alignment import Alignment
+from attnviz.alignment import Alignment, SentenceError
 from attnviz.errors import AttnvizError, InputError, UsageError
+from attnviz.options import DecodeOptions
 
 JSONL = "alignments.jsonl"
 PHARAOH = "alignments.pharaoh"
@@ -456,28 +457,22 @@ class Exporter:
         options = self.options
         sources = [source for _, source, _ in todo]
         refs = [reference or "" for _, _, reference in todo] if options.refs else None
-        kwargs = {
-            "beam_size": options.beam,
-            "nbest": options.nbest,
-            "words": options.words,
-            "batch_size": options.batch_size,
-        }
-        try:
-            return list(self.translator.translate_grouped(sources, refs=refs, **kwargs))
-        except InputError:
-            pass  # one bad line spoils the batch: retry line by line to find it
+        decode = DecodeOptions(
+            beam=options.beam,
+            nbest=options.nbest,
+            words=options.words,
+            batch_size=options.batch_size,
+        )
         groups: list[list[Alignment] | None] = []
-        for index, source, reference in todo:
-            try:
-                one_ref = [reference or ""] if options.refs else None
-                groups.append(
-                    self.translator.translate_grouped([source], refs=one_ref, **kwargs)[0]
-                )
-            except InputError as err:
-                message = f"line {index + 1}: {err}"
+        results = self.translator.translate_grouped(sources, refs=refs, options=decode)
+        for (index, source, _), result in zip(todo, results, strict=True):
+            if isinstance(result, SentenceError):
+                message = f"line {index + 1}: {result.message}"
                 self._line_failed(index, source, message, records)
                 stats.failed += 1
                 groups.append(None)
+            else:
+                groups.append(result)
         return groups
 
     def _line_failed(

@@ -184,7 +184,7 @@ def train(
     from attnviz.checkpoint import Checkpoint, save_checkpoint
     from attnviz.device import resolve_device
     from attnviz.model import ModelConfig, Seq2Seq
-    from attnviz.tokenizer import Tokenizer
+    from attnviz.tokenizer import SentencePieceTokenizer, sentencepiece_spec
 
     config = config or TrainConfig()
     _check(config)
@@ -211,7 +211,7 @@ def train(
     tgt_spm = _tokenizer_for(
         "target", [t for _, t in pairs], config.tgt_vocab_size or config.vocab_size, config
     )
-    src_tok, tgt_tok = Tokenizer(src_spm), Tokenizer(tgt_spm)
+    src_tok, tgt_tok = SentencePieceTokenizer(src_spm), SentencePieceTokenizer(tgt_spm)
     options = dict(model_options or {})
     try:
         model_config = ModelConfig(
@@ -312,7 +312,16 @@ def train(
             valid_loss=round(valid_loss, 5),
             valid_perplexity=round(math.exp(min(valid_loss, 50)), 4),
         )
-        save_checkpoint(Checkpoint(model_config, model.state_dict(), src_spm, tgt_spm, info), out)
+        save_checkpoint(
+            Checkpoint(
+                model_config,
+                model.state_dict(),
+                sentencepiece_spec(src_spm),
+                sentencepiece_spec(tgt_spm),
+                info,
+            ),
+            out,
+        )
         return True
 
     def run_eval() -> bool:

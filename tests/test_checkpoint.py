@@ -82,9 +82,10 @@ def test_round_trip_is_lossless(tmp_path, spm_models, rnn, attention):
     for key, tensor in original.state_dict.items():
         assert loaded.state_dict[key].dtype == tensor.dtype, key
         assert torch.equal(loaded.state_dict[key], tensor), key
-    assert loaded.src_spm == original.src_spm == spm_models[0]
-    assert loaded.tgt_spm == original.tgt_spm == spm_models[1]
-    assert isinstance(loaded.src_spm, bytes)
+    assert loaded.src_tokenizer == original.src_tokenizer
+    assert loaded.src_tokenizer["model"] == spm_models[0]
+    assert loaded.tgt_tokenizer["model"] == spm_models[1]
+    assert isinstance(loaded.src_tokenizer["model"], bytes)
     assert loaded.metadata == METADATA
 
     model = build_model(loaded)
@@ -293,7 +294,7 @@ def test_format_version_not_an_integer(tmp_path, spm_models):
     assert "format_version" in _load_error(path)
 
 
-@pytest.mark.parametrize("key", ["tgt_spm", "src_spm", "config", "state_dict"])
+@pytest.mark.parametrize("key", ["tgt_tokenizer", "src_tokenizer", "config", "state_dict"])
 def test_missing_required_key(tmp_path, spm_models, key):
     payload = _payload(make_checkpoint(spm_models))
     del payload[key]
@@ -303,12 +304,45 @@ def test_missing_required_key(tmp_path, spm_models, key):
     assert f"lacks {key}" in message
 
 
-def test_tokenizer_not_bytes(tmp_path, spm_models):
+def test_tokenizer_not_a_spec(tmp_path, spm_models):
     payload = _payload(make_checkpoint(spm_models))
-    payload["src_spm"] = "/home/someone/src.model"
+    payload["src_tokenizer"] = "/home/someone/src.model"
     path = tmp_path / "nospm.pt"
     torch.save(payload, path)
-    assert "src_spm" in _load_error(path)
+    assert "src_tokenizer" in _load_error(path)
+
+
+def test_version_1_file_with_spm_bytes_is_migrated(tmp_path, spm_models):
+    payload = _payload(make_checkpoint(spm_models))
+    payload["format_version"] = 1
+    payload["src_spm"] = payload.pop("src_tokenizer")["model"]
+    payload["tgt_spm"] = payload.pop("tgt_tokenizer")["model"]
+    path = tmp_path / "v1.pt"
+    torch.save(payload, path)
+    loaded = load_checkpoint(path)
+    assert loaded.src_tokenizer == {"kind": "sentencepiece", "model": spm_models[0]}
+    assert loaded.tgt_tokenizer == {"kind": "sentencepiece", "model": spm_models[1]}
+    source, target = loaded.tokenizers()
+    assert source.vocab_size == 40 and target.vocab_size == 42
+
+
+def test_version_1_file_without_spm_bytes(tmp_path, spm_models):
+    payload = _payload(make_checkpoint(spm_models))
+    payload["format_version"] = 1
+    del payload["src_tokenizer"], payload["tgt_tokenizer"]
+    payload["src_spm"] = "src.model"
+    path = tmp_path / "v1bad.pt"
+    torch.save(payload, path)
+    assert "src_spm must be the SentencePiece model as bytes" in _load_error(path)
+
+
+def test_unknown_tokenizer_kind_is_one_line(tmp_path, spm_models):
+    payload = _payload(make_checkpoint(spm_models))
+    payload["tgt_tokenizer"] = {"kind": "magic"}
+    path = tmp_path / "magic.pt"
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match="unknown tokenizer kind 'magic'"):
+        load_checkpoint(path).tokenizers()
 
 
 def test_bad_config_value(tmp_path, spm_models):

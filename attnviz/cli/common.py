@@ -128,6 +128,13 @@ def sentences_from(text: list[str] | None) -> list[str]:
     return list(text)  # text that is not valid UTF-8 is refused by the translator
 
 
+def decode_options(**values):
+    """A DecodeOptions from CLI values; its errors name the library's fields, mapped to flags."""
+    from attnviz.options import DecodeOptions
+
+    return DecodeOptions(**values)
+
+
 def load_translator(model: str | None, device: str, precision: str = "auto"):
     from attnviz.translator import load_model
 

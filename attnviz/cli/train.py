@@ -1,8 +1,4 @@
-"""Command-line interface: parses options, calls the library, turns errors into one line.
-
-Heavy modules (torch, matplotlib, sentencepiece) are imported inside the commands so that
-``attnviz --help`` stays fast.
-"""
+"""``attnviz train``: tokenizers and a model from parallel text."""
 
 from __future__ import annotations
 
@@ -13,143 +9,9 @@ from typing import Annotated
 
 import typer
 
-from attnviz import __version__
-from attnviz.cli_common import (
-    BatchSizeOption,
-    BeamOption,
-    DeviceOption,
-    ModelOption,
-    NbestOption,
-    PrecisionOption,
-    RefOption,
-    ScoresOption,
-    TextArgument,
-    ValuesOption,
-    WordsOption,
-    check_refs,
-    errors,
-    load_translator,
-    sentences_from,
-    stderr_console,
-    stdout_console,
-)
-from attnviz.errors import AttnvizError, UsageError
-
-app = typer.Typer(
-    name="attnviz",
-    help="See where an attentive seq2seq model looks: translate, heatmaps, alignment export.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    pretty_exceptions_show_locals=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-
-
-@app.callback(invoke_without_command=True)
-def main(
-    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
-) -> None:
-    if version:
-        typer.echo(f"attnviz {__version__}")
-        raise typer.Exit(0)
-
-
-@app.command()
-def translate(
-    text: TextArgument = None,
-    model: ModelOption = None,
-    device: DeviceOption = "auto",
-    precision: PrecisionOption = "auto",
-    beam: BeamOption = 1,
-    nbest: NbestOption = 1,
-    ref: RefOption = None,
-    words: WordsOption = False,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="One JSON object per hypothesis per line on stdout.")
-    ] = False,
-    values: ValuesOption = False,
-    scores: ScoresOption = False,
-    table: Annotated[
-        bool, typer.Option("--table/--no-table", help="Show the heatmap table.")
-    ] = True,
-    batch_size: BatchSizeOption = 32,
-) -> None:
-    """Translate sentences and show where the decoder looked."""
-    with errors():
-        sentences = sentences_from(text)
-        check_refs(ref, sentences)
-        translator = load_translator(model, device, precision)
-        groups = translator.translate_grouped(
-            sentences, beam_size=beam, nbest=nbest, refs=ref, words=words, batch_size=batch_size
-        )
-        if as_json:
-            for group in groups:
-                for alignment in group:
-                    sys.stdout.write(alignment.to_json() + "\n")
-            sys.stdout.flush()
-            return
-        from attnviz.render.terminal import render_text
-
-        console = stdout_console()
-        for index, group in enumerate(groups):
-            if len(groups) > 1:
-                from rich.text import Text
-
-                title = Text(f"[{index + 1}] {group[0].source if group else ''}")
-                console.rule(title, style="dim")
-            render_text(group, console, values=values, scores=scores, show_table=table)
-
-
-@app.command()
-def info(
-    model: Annotated[
-        str | None, typer.Argument(help="Checkpoint path or bundled model name.")
-    ] = None,
-) -> None:
-    """Show a model's config, size, vocabularies and training metadata."""
-    with errors():
-        import json
-
-        from rich.console import Console
-        from rich.table import Table
-
-        from attnviz.checkpoint import build_model, load_checkpoint
-        from attnviz.samples import resolve_model_path
-        from attnviz.tokenizer import Tokenizer
-
-        path = resolve_model_path(model)
-        checkpoint = load_checkpoint(path)
-        network = build_model(checkpoint)
-        from rich.text import Text
-
-        table = Table(title=Text(str(path)), show_header=False, title_justify="left")
-        table.add_column("key", style="bold")
-        table.add_column("value", overflow="fold")
-        table.add_row("parameters", f"{network.parameter_count():,}")
-        table.add_row("file size", f"{path.stat().st_size / 1e6:.2f} MB")
-        table.add_row("source vocabulary", str(Tokenizer(checkpoint.src_spm).vocab_size))
-        table.add_row("target vocabulary", str(Tokenizer(checkpoint.tgt_spm).vocab_size))
-        for key, value in checkpoint.config.to_dict().items():
-            table.add_row(f"config.{key}", str(value))
-        for key, value in checkpoint.metadata.items():
-            shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-            table.add_row(f"training.{key}", shown)
-        Console(highlight=False).print(table)
-
-
-@app.command()
-def models() -> None:
-    """List the bundled sample models."""
-    with errors():
-        from attnviz.samples import DEFAULT_MODEL, sample_models
-
-        found = sample_models()
-        if not found:
-            raise AttnvizError("no bundled sample models found in this installation")
-        for sample in found:
-            marker = " (default)" if sample.name == DEFAULT_MODEL else ""
-            typer.echo(f"{sample.name}{marker}: {sample.description}")
+from attnviz.cli.app import app
+from attnviz.cli.common import DeviceOption, errors, stderr_console
+from attnviz.errors import UsageError
 
 
 @app.command()
@@ -257,7 +119,7 @@ def train(
             threads=threads,
         )
         command = " ".join(["attnviz", *sys.argv[1:]])
-        from attnviz.cli_progress import TrainingProgress
+        from attnviz.cli.progress import TrainingProgress
 
         with TrainingProgress() as progress:
             result = run_training(
@@ -285,13 +147,3 @@ def train(
         )
         if result.interrupted:
             raise typer.Exit(130)
-
-
-def _register_batch_commands() -> None:
-    from attnviz.cli_batch import export, heatmap
-
-    app.command()(heatmap)
-    app.command()(export)
-
-
-_register_batch_commands()

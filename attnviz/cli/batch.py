@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from attnviz.cli_common import (
+from attnviz.cli.app import app
+from attnviz.cli.common import (
     BatchSizeOption,
     BeamOption,
     DeviceOption,
@@ -100,6 +101,7 @@ def _alignments_from(source: str, index: int | None, words: bool) -> list:
     return alignments
 
 
+@app.command()
 def heatmap(
     text: TextArgument = None,
     out: Annotated[
@@ -162,6 +164,7 @@ def heatmap(
                 console.print(f"wrote {escape(str(path))}")
 
 
+@app.command()
 def export(
     input_file: Annotated[
         Path,
