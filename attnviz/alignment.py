@@ -15,30 +15,52 @@ from typing import Any
 import numpy as np
 
 WORD_START = "\u2581"  # SentencePiece's "▁": a piece that starts a new word
+BPE_JOINER = "@@"  # subword-nmt: a piece ending in "@@" continues into the next one
 NON_WORDS = frozenset({"</s>", "<s>", "<pad>"})  # left out of hard links; <unk> is a word
 LEVELS = ("pieces", "words")
+#: How pieces group into words: ``sentencepiece`` (a piece starting with ▁ opens a word),
+#: ``bpe`` (a piece ending in @@ joins the next one), ``whitespace`` (every token is a word).
+WORD_RULES = ("sentencepiece", "bpe", "whitespace")
+DEFAULT_WORD_RULES = ("sentencepiece", "sentencepiece")
 
 
-def word_groups(tokens: list[str]) -> list[list[int]]:
-    """Group piece indices into words: a piece starting with ▁ opens one; ``</s>`` stands alone.
+def _opens_word(tokens: list[str], index: int, rule: str) -> bool:
+    token = tokens[index]
+    if index == 0 or token in NON_WORDS or tokens[index - 1] in NON_WORDS:
+        return True
+    if rule == "sentencepiece":
+        return token.startswith(WORD_START)
+    if rule == "bpe":
+        return not tokens[index - 1].endswith(BPE_JOINER)
+    return True
+
+
+def word_groups(tokens: list[str], rule: str = "sentencepiece") -> list[list[int]]:
+    """Group piece indices into words by ``rule`` (see WORD_RULES); ``</s>`` stands alone.
 
     ``<unk>`` continues the current word, as the piece it replaces would have.
 
     >>> word_groups(["▁the", "▁hou", "se", "▁caf", "<unk>", "</s>"])
     [[0], [1, 2], [3, 4], [5]]
+    >>> word_groups(["the", "hou@@", "se", "caf@@", "<unk>", "</s>"], "bpe")
+    [[0], [1, 2], [3, 4], [5]]
     """
+    if rule not in WORD_RULES:
+        raise ValueError(f"word rule must be one of {', '.join(WORD_RULES)}, not {rule!r}")
     groups: list[list[int]] = []
-    for index, token in enumerate(tokens):
-        opens = token.startswith(WORD_START) or token in NON_WORDS
-        after_special = bool(groups) and tokens[groups[-1][-1]] in NON_WORDS
-        if opens or not groups or after_special:
+    for index in range(len(tokens)):
+        if _opens_word(tokens, index, rule):
             groups.append([index])
         else:
             groups[-1].append(index)
     return groups
 
 
-def _join_pieces(tokens: list[str]) -> str:
+def _join_pieces(tokens: list[str], rule: str = "sentencepiece") -> str:
+    if rule == "bpe":
+        return "".join(t[: -len(BPE_JOINER)] if t.endswith(BPE_JOINER) else t for t in tokens)
+    if rule == "whitespace":
+        return " ".join(tokens)
     return "".join(tokens).replace(WORD_START, "")
 
 
@@ -49,6 +71,8 @@ class Alignment:
     weights: [T, S] attention weights, each row sums to 1 over real source tokens.
     scores: [T, S] raw pre-softmax energies.
     token_logprobs: [T] log-probability of each target token.
+    word_rules: how source and target pieces group into words (see WORD_RULES), from the
+    model's tokenizers.
     """
 
     source: str
@@ -62,6 +86,7 @@ class Alignment:
     rank: int = 0
     level: str = "pieces"
     meta: dict[str, Any] = field(default_factory=dict)
+    word_rules: tuple[str, str] = DEFAULT_WORD_RULES
 
     def __post_init__(self) -> None:
         weights = np.asarray(self.weights, dtype=np.float32)
@@ -77,6 +102,12 @@ class Alignment:
             raise ValueError(f"token_logprobs {logprobs.shape} must be [T] = ({shape[0]},)")
         if self.level not in LEVELS:
             raise ValueError(f"level must be one of {', '.join(LEVELS)}, not {self.level!r}")
+        rules = tuple(self.word_rules)
+        if len(rules) != 2 or any(rule not in WORD_RULES for rule in rules):
+            raise ValueError(
+                f"word_rules must be two of {', '.join(WORD_RULES)}, not {self.word_rules!r}"
+            )
+        object.__setattr__(self, "word_rules", rules)
         object.__setattr__(self, "weights", weights)
         object.__setattr__(self, "scores", scores)
         object.__setattr__(self, "token_logprobs", logprobs)
@@ -118,6 +149,7 @@ class Alignment:
             and self.rank == other.rank
             and self.level == other.level
             and self.meta == other.meta
+            and self.word_rules == other.word_rules
         )
 
     __hash__ = None  # type: ignore[assignment]
@@ -149,7 +181,7 @@ class Alignment:
     # -- word level -------------------------------------------------------------------------
 
     def to_words(self) -> Alignment:
-        """Merge SentencePiece pieces into words.
+        """Merge subword pieces into words, by each side's word rule.
 
         Source pieces of a word are summed (weights) and target pieces averaged, then rows
         renormalised; raw scores are averaged on both sides. Log-probs of a target word's
@@ -165,9 +197,11 @@ class Alignment:
                 rank=self.rank,
                 level="words",
                 meta=dict(self.meta),
+                word_rules=self.word_rules,
             )
-        src_groups = word_groups(self.src_tokens)
-        tgt_groups = word_groups(self.tgt_tokens)
+        src_rule, tgt_rule = self.word_rules
+        src_groups = word_groups(self.src_tokens, src_rule)
+        tgt_groups = word_groups(self.tgt_tokens, tgt_rule)
         weights = np.stack(
             [self.weights[:, g].sum(axis=1) for g in src_groups], axis=1
         )  # [T, S_words]
@@ -180,8 +214,12 @@ class Alignment:
         return Alignment(
             source=self.source,
             translation=self.translation,
-            src_tokens=[_join_pieces([self.src_tokens[i] for i in g]) for g in src_groups],
-            tgt_tokens=[_join_pieces([self.tgt_tokens[i] for i in g]) for g in tgt_groups],
+            src_tokens=[
+                _join_pieces([self.src_tokens[i] for i in g], src_rule) for g in src_groups
+            ],
+            tgt_tokens=[
+                _join_pieces([self.tgt_tokens[i] for i in g], tgt_rule) for g in tgt_groups
+            ],
             weights=weights,
             scores=scores,
             token_logprobs=logprobs,
@@ -189,12 +227,16 @@ class Alignment:
             rank=self.rank,
             level="words",
             meta=dict(self.meta),
+            word_rules=self.word_rules,
         )
 
     # -- serialisation ----------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict. Float32 values go through Python floats, which is lossless."""
+        """A JSON-ready dict. Float32 values go through Python floats, which is lossless.
+
+        ``word_rules`` is written only when it is not SentencePiece's on both sides.
+        """
         record: dict[str, Any] = {
             "source": self.source,
             "translation": self.translation,
@@ -208,6 +250,8 @@ class Alignment:
             "rank": self.rank,
             "level": self.level,
         }
+        if self.word_rules != DEFAULT_WORD_RULES:
+            record["word_rules"] = list(self.word_rules)
         for key, value in self.meta.items():
             record.setdefault(key, value)
         return record
@@ -227,6 +271,7 @@ class Alignment:
             "score",
             "rank",
             "level",
+            "word_rules",
         }
         required = ["source", "translation", "src_tokens", "tgt_tokens", "attention"]
         missing = [key for key in required if key not in record]
@@ -258,6 +303,7 @@ class Alignment:
             rank=int(record.get("rank", 0)),
             level=str(record.get("level", "pieces")),
             meta={k: v for k, v in record.items() if k not in known},
+            word_rules=_word_rules(record.get("word_rules", DEFAULT_WORD_RULES)),
         )
 
     def to_json(self) -> str:
@@ -266,6 +312,12 @@ class Alignment:
     @classmethod
     def from_json(cls, line: str) -> Alignment:
         return cls.from_dict(json.loads(line))
+
+
+def _word_rules(value: Any) -> tuple[str, str]:
+    if not isinstance(value, list | tuple) or len(value) != 2:
+        raise ValueError("word_rules must be a list of two word rules")
+    return (str(value[0]), str(value[1]))
 
 
 def _json_float(value: float) -> float | None:

@@ -21,12 +21,14 @@ if TYPE_CHECKING:
     import torch
 
     from attnviz.model import Seq2Seq
+    from attnviz.options import SearchRules
     from attnviz.tokenizer import Tokenizer
 
 FORMAT_NAME = "attnviz-checkpoint"
 #: 1: SentencePiece models as ``src_spm``/``tgt_spm`` bytes. 2: tokenizer specs
-#: (``src_tokenizer``/``tgt_tokenizer``, see attnviz.tokenizer); version 1 files are migrated.
-FORMAT_VERSION = 2
+#: (``src_tokenizer``/``tgt_tokenizer``, see attnviz.tokenizer). 3: ``search``, the model's
+#: search rules (attnviz.options.SearchRules; empty: attnviz's own). Older files are migrated.
+FORMAT_VERSION = 3
 REQUIRED_KEYS = (
     "format",
     "format_version",
@@ -34,12 +36,17 @@ REQUIRED_KEYS = (
     "state_dict",
     "src_tokenizer",
     "tgt_tokenizer",
+    "search",
 )
 
 
 @dataclass
 class Checkpoint:
-    """A model: config, weights, both tokenizers (as specs) and free-form metadata."""
+    """A model: config, weights, both tokenizers (as specs), search rules and metadata.
+
+    ``search`` holds :class:`attnviz.options.SearchRules` as a plain dict (empty: attnviz's
+    own rules); an imported model carries its toolkit's.
+    """
 
     config: ModelConfig
     state_dict: dict[str, Any]
@@ -47,6 +54,7 @@ class Checkpoint:
     tgt_tokenizer: dict[str, Any]
     metadata: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    search: dict[str, Any] = field(default_factory=dict)
 
     def to_payload(self) -> dict[str, Any]:
         return {
@@ -56,8 +64,18 @@ class Checkpoint:
             "state_dict": self.state_dict,
             "src_tokenizer": self.src_tokenizer,
             "tgt_tokenizer": self.tgt_tokenizer,
+            "search": self.search,
             "metadata": self.metadata,
         }
+
+    def rules(self) -> SearchRules:
+        """The search rules; a bad stored value is a CheckpointError naming the file."""
+        from attnviz.options import SearchRules
+
+        try:
+            return SearchRules.from_dict(self.search)
+        except AttnvizError as err:
+            raise CheckpointError(f"{self.path or 'checkpoint'}: bad search rules: {err}") from err
 
     def tokenizers(self) -> tuple[Tokenizer, Tokenizer]:
         """Source and target tokenizers; a bad spec is a CheckpointError naming the file."""
@@ -97,6 +115,8 @@ def _migrate(payload: dict[str, Any], file: Path) -> dict[str, Any]:
                 )
             payload[f"{side}_tokenizer"] = sentencepiece_spec(model)
         payload["format_version"] = 2
+    if payload["format_version"] == 2:
+        payload = {**payload, "search": {}, "format_version": 3}
     return payload
 
 
@@ -196,17 +216,22 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> 
             raise CheckpointError(f"{file}: {key} must be a tokenizer spec (a dict)")
     if not isinstance(payload["state_dict"], dict):
         raise CheckpointError(f"{file}: state_dict is not a dict")
+    if not isinstance(payload["search"], dict):
+        raise CheckpointError(f"{file}: search is not a dict")
     metadata = payload.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise CheckpointError(f"{file}: metadata is not a dict")
-    return Checkpoint(
+    checkpoint = Checkpoint(
         config=config,
         state_dict=payload["state_dict"],
         src_tokenizer=payload["src_tokenizer"],
         tgt_tokenizer=payload["tgt_tokenizer"],
         metadata=metadata,
         path=file,
+        search=payload["search"],
     )
+    checkpoint.rules()  # bad stored rules fail here, with the file named
+    return checkpoint
 
 
 def build_model(checkpoint: Checkpoint, device: torch.device | str = "cpu") -> Seq2Seq:

@@ -19,14 +19,30 @@ from attnviz.errors import ConfigError
 
 RNN_TYPES = ("gru", "lstm")
 CONCAT_ORDERS = ("context_first", "state_first")
+INIT_HIDDEN = ("bridge", "bridge_shared", "last_shared", "zero")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     """Everything needed to rebuild the network; saved as a plain dict in checkpoints.
 
-    ``attn_concat_order``, ``attn_out_bias``/``attn_out_tanh`` and ``src_eos`` are the
-    points on which RNN NMT toolkits differ; keeping them here lets one class load them all.
+    ``attn_concat_order``, ``attn_out_bias``/``attn_out_tanh``, ``src_eos``,
+    ``output_bias``, ``init_hidden`` and ``tgt_embedding_size`` are the points on which RNN
+    NMT toolkits differ; keeping them here lets one class load them all.
+
+    ``init_hidden``: how the decoder's first state comes from the encoder's top-layer final
+    hidden state ``h`` (directions concatenated, size H):
+
+    - ``bridge``: tanh(Linear(h)) with one projection per decoder layer, and for LSTMs a
+      second projection of the encoder's final cell state for the decoder's cell;
+    - ``bridge_shared``: one tanh(Linear(h)) of size Q given to every decoder layer, and to
+      the LSTM cell as well;
+    - ``last_shared``: ``h`` itself (its forward half when H = 2Q) given to every decoder layer
+      and to the LSTM cell; needs H = Q or H = 2Q;
+    - ``zero``: zeros.
+
+    ``output_bias``: whether the output layer has a bias. ``tgt_embedding_size``: the target
+    embedding size when it differs from the source one (None: ``embedding_size``).
     """
 
     src_vocab_size: int
@@ -46,6 +62,9 @@ class ModelConfig:
     attn_out_bias: bool = True
     attn_out_tanh: bool = True
     src_eos: bool = True
+    output_bias: bool = True
+    init_hidden: str = "bridge"
+    tgt_embedding_size: int | None = None
     pad_id: int = 0
     unk_id: int = 1
     bos_id: int = 2
@@ -60,6 +79,23 @@ class ModelConfig:
             raise ConfigError(
                 f"unknown attn_concat_order {self.attn_concat_order!r}; "
                 f"valid: {', '.join(CONCAT_ORDERS)}"
+            )
+        if self.init_hidden not in INIT_HIDDEN:
+            raise ConfigError(
+                f"unknown init_hidden {self.init_hidden!r}; valid: {', '.join(INIT_HIDDEN)}"
+            )
+        if self.init_hidden == "last_shared" and self.encoder_output_size not in (
+            self.decoder_hidden_size,
+            2 * self.decoder_hidden_size,
+        ):
+            raise ConfigError(
+                f"init_hidden 'last_shared' needs the encoder output size "
+                f"({self.encoder_output_size}) to be the decoder hidden size "
+                f"({self.decoder_hidden_size}) or twice it"
+            )
+        if self.tgt_embedding_size is not None and self.tgt_embedding_size < 1:
+            raise ConfigError(
+                f"tgt_embedding_size must be at least 1, not {self.tgt_embedding_size}"
             )
         for name in (
             "src_vocab_size",
@@ -79,6 +115,10 @@ class ModelConfig:
     @property
     def encoder_output_size(self) -> int:
         return self.hidden_size * (2 if self.bidirectional else 1)
+
+    @property
+    def decoder_embedding_size(self) -> int:
+        return self.tgt_embedding_size or self.embedding_size
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -134,16 +174,17 @@ class Encoder(nn.Module):
 
 
 class Bridge(nn.Module):
-    """Encoder's top-layer final state -> decoder's initial state, tanh(Linear(.))."""
+    """Encoder's top-layer final state -> decoder's initial state (see ``init_hidden``)."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        out_size = config.decoder_hidden_size * config.decoder_layers
-        self.hidden = nn.Linear(config.encoder_output_size, out_size)
-        self.cell = (
-            nn.Linear(config.encoder_output_size, out_size) if config.rnn == "lstm" else None
-        )
+        mode = config.init_hidden
+        out_size = config.decoder_hidden_size * (config.decoder_layers if mode == "bridge" else 1)
+        has_hidden = mode in ("bridge", "bridge_shared")
+        has_cell = mode == "bridge" and config.rnn == "lstm"
+        self.hidden = nn.Linear(config.encoder_output_size, out_size) if has_hidden else None
+        self.cell = nn.Linear(config.encoder_output_size, out_size) if has_cell else None
 
     def _top(self, state: torch.Tensor) -> torch.Tensor:
         """[layers*dirs, B, hidden] -> top layer, directions concatenated [B, H]."""
@@ -157,7 +198,24 @@ class Bridge(nn.Module):
         mapped = mapped.view(batch, self.config.decoder_layers, -1)  # [B, Ld, Q]
         return mapped.transpose(0, 1).contiguous()  # [Ld, B, Q]
 
+    def _shared(self, hidden: torch.Tensor) -> torch.Tensor:
+        """One [B, Q] state for every decoder layer -> [Ld, B, Q]."""
+        config = self.config
+        top = self._top(hidden)  # [B, H]
+        if config.init_hidden == "bridge_shared":
+            assert self.hidden is not None
+            top = torch.tanh(self.hidden(top))  # [B, Q]
+        elif config.init_hidden == "last_shared" and top.size(-1) != config.decoder_hidden_size:
+            top = top[:, : config.decoder_hidden_size]  # H = 2Q: the forward direction
+        elif config.init_hidden == "zero":
+            top = top.new_zeros(top.size(0), config.decoder_hidden_size)
+        return top.unsqueeze(0).repeat(config.decoder_layers, 1, 1)  # [Ld, B, Q]
+
     def forward(self, final: Any) -> Any:
+        if self.config.init_hidden != "bridge":
+            shared = self._shared(final[0] if isinstance(final, tuple) else final)
+            return (shared, shared) if self.config.rnn == "lstm" else shared
+        assert self.hidden is not None
         if self.cell is not None:
             h_n, c_n = final
             return self._map(self.hidden, h_n), self._map(self.cell, c_n)
@@ -190,10 +248,10 @@ class AttnDecoder(nn.Module):
         q = config.decoder_hidden_size
         h = config.encoder_output_size
         self.embedding = nn.Embedding(
-            config.tgt_vocab_size, config.embedding_size, padding_idx=config.pad_id
+            config.tgt_vocab_size, config.decoder_embedding_size, padding_idx=config.pad_id
         )
         self.dropout = nn.Dropout(config.dropout)
-        input_size = config.embedding_size + (q if config.input_feeding else 0)
+        input_size = config.decoder_embedding_size + (q if config.input_feeding else 0)
         self.rnn = _rnn(
             config.rnn,
             input_size,
@@ -203,7 +261,7 @@ class AttnDecoder(nn.Module):
         )
         self.attention = build_attention(config.attention, q, h, config.attention_size)
         self.combine = nn.Linear(h + q, q, bias=config.attn_out_bias)  # W_c
-        self.output = nn.Linear(q, config.tgt_vocab_size)
+        self.output = nn.Linear(q, config.tgt_vocab_size, bias=config.output_bias)
 
     def initial_state(self, rnn_state: Any, batch: int, device: torch.device) -> DecoderState:
         dtype = self.embedding.weight.dtype

@@ -384,3 +384,45 @@ def test_shape_mismatch_names_parameter_and_shapes(tmp_path, spm_models):
     assert "shape mismatch for decoder.embedding.weight" in message
     assert "[42, 16]" in message
     assert "[50, 16]" in message
+
+
+def test_version_2_file_is_migrated_to_attnviz_search_rules(tmp_path, spm_models):
+    from attnviz.options import SearchRules
+
+    payload = _payload(make_checkpoint(spm_models))
+    payload["format_version"] = 2
+    del payload["search"]
+    path = tmp_path / "v2.pt"
+    torch.save(payload, path)
+    loaded = load_checkpoint(path)
+    assert loaded.search == {}
+    assert loaded.rules() == SearchRules()
+
+
+def test_search_rules_round_trip(tmp_path, spm_models):
+    from attnviz.options import SearchRules
+
+    rules = SearchRules(beam="joeynmt", length_ratio=1.5, length_offset=0, forbidden=(1, 2))
+    checkpoint = make_checkpoint(spm_models)
+    checkpoint.search = rules.to_dict()
+    path = tmp_path / "rules.pt"
+    save_checkpoint(checkpoint, path)
+    assert load_checkpoint(path).rules() == rules
+
+
+@pytest.mark.parametrize(
+    ("search", "expected"),
+    [
+        ({"beam": "fairseq"}, "unknown beam style 'fairseq'"),
+        ({"min_length": -1}, "min_length must be a whole number >= 0"),
+        ({"forbidden": ["<s>"]}, "forbidden must be a list of token ids"),
+        ({"penalty": 1.0}, "unknown search rule fields: penalty"),
+    ],
+)
+def test_bad_search_rules_are_one_line(tmp_path, spm_models, search, expected):
+    payload = _payload(make_checkpoint(spm_models))
+    payload["search"] = search
+    path = tmp_path / "badrules.pt"
+    torch.save(payload, path)
+    message = _load_error(path)
+    assert "bad search rules" in message and expected in message

@@ -17,10 +17,14 @@ SentencePiece model, trains each model of MODELS with ``python -m joeynmt train`
 hundred updates, and then, with JoeyNMT's own code:
 
 - teacher-forced attention and target log-probabilities on the 50 dev sentences (the model's
-  own encoder and RecurrentDecoder, called as its ``Model.forward`` does);
+  own encoder and RecurrentDecoder, called as its ``Model.forward`` does), in float64;
 - greedy translations (with their attention and token log-probs) and beam-5 5-best lists
   (with sequence scores) of the 200 test sentences, from ``joeynmt.prediction.predict``,
-  one sentence per batch.
+  one sentence per batch, in float64, and the same translations in float32 (JoeyNMT's
+  default precision).
+
+``--references-only`` skips training and records the outputs of the models already under
+tests/peers/joeynmt/.
 
 Everything lands in tests/peers/joeynmt/: one folder per model holding what JoeyNMT wrote
 (config.yaml, best.ckpt, vocabularies, tokenizer files) and reference/<model>.json.gz.
@@ -39,7 +43,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 PEERS = HERE.parent
-DECIMALS = 7  # float32 values carry ~7 significant digits; tests allow 1e-5
+DECIMALS = 8  # values JoeyNMT hands back as float32; tests allow 1e-5
+EXACT_DECIMALS = 12  # float64 teacher-forced values; tests allow 1e-9
 
 # Each model covers a few of JoeyNMT's recurrent options.
 MODELS: dict[str, dict] = {
@@ -227,18 +232,135 @@ def train(work: Path, name: str) -> None:
         sys.exit(f"training {name} failed:\n{run.stderr[-3000:]}")
 
 
-def _round(values) -> list:
+def _round(values, decimals: int) -> list:
     import numpy as np
 
-    return np.round(np.asarray(values, dtype=np.float64), DECIMALS).tolist()
+    return np.round(np.asarray(values, dtype=np.float64), decimals).tolist()
+
+
+def _teacher_forced(model, dev_data) -> list[dict]:
+    """Attention and target log-probs with the reference fed in, one sentence at a time.
+
+    Calls the model's own encoder and RecurrentDecoder as ``Model.forward`` does in training.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    forced = []
+    for index in range(len(dev_data)):
+        batch = dev_data.collate_fn(
+            [dev_data[index]], pad_index=model.pad_index, eos_index=model.eos_index
+        )
+        with torch.no_grad():
+            encoder_output, encoder_hidden, _, _ = model(return_type="encode", **vars(batch))
+            outputs, _, att_probs, _ = model(
+                return_type="decode",
+                encoder_output=encoder_output,
+                encoder_hidden=encoder_hidden,
+                src_mask=batch.src_mask,
+                trg_input=batch.trg_input,
+                unroll_steps=batch.trg_input.size(1),
+            )
+        log_probs = F.log_softmax(outputs, dim=-1)[0]  # [T, V]
+        target = batch.trg[0].tolist()
+        target_logprobs = [log_probs[t, i].item() for t, i in enumerate(target)]
+        forced.append(
+            {
+                "source": dev_data.src[index],
+                "target": dev_data.trg[index],
+                "src_tokens": [model.src_vocab._itos[i] for i in batch.src[0].tolist()],
+                "tgt_tokens": [model.trg_vocab._itos[i] for i in target],
+                "attention": _round(att_probs[0].numpy(), EXACT_DECIMALS),
+                "token_logprobs": _round(target_logprobs, EXACT_DECIMALS),
+            }
+        )
+    return forced
+
+
+def _predict(model, test_data, args, *, detail: bool) -> dict:
+    """Greedy and beam-5 (5-best) outputs from ``joeynmt.prediction.predict``.
+
+    One sentence per batch, so that JoeyNMT's length limit is the sentence's own. With
+    ``detail``, also the greedy attention and token log-probs and the beam scores (which
+    JoeyNMT returns as float32 whatever the model's precision).
+    """
+    from joeynmt.prediction import predict
+
+    def run(**changes):
+        test_args = args.test._replace(
+            batch_size=1, batch_type="sentence", return_prob="hyp", **changes
+        )
+        _, _, hyps, tokens, scores, attention = predict(
+            model=model,
+            data=test_data,
+            device=args.device,
+            n_gpu=0,
+            compute_loss=False,
+            num_workers=0,
+            args=test_args,
+            autocast=args.autocast,
+        )
+        return hyps, tokens, scores, attention
+
+    sources = test_data.src
+    hyps, tokens, scores, attention = run(beam_size=1, n_best=1, return_attention=detail)
+    greedy = []
+    for i, source in enumerate(sources):
+        item = {"source": source, "translation": hyps[i], "tgt_tokens": tokens[i]}
+        if detail:
+            size = len(tokens[i])
+            item["token_logprobs"] = _round(scores[i][:size], DECIMALS)
+            item["attention"] = _round(attention[i][:size], DECIMALS)
+        greedy.append(item)
+    n_best = 5
+    hyps, tokens, scores, _ = run(beam_size=5, n_best=n_best, return_attention=False)
+    beam = []
+    for i, source in enumerate(sources):
+        nbest = []
+        for r in range(n_best):
+            hyp = {"translation": hyps[i * n_best + r], "tgt_tokens": tokens[i * n_best + r]}
+            if detail:
+                hyp["score"] = _round(scores[i * n_best + r], DECIMALS)[0]
+            nbest.append(hyp)
+        beam.append({"source": source, "nbest": nbest})
+    return {"greedy": greedy, "beam5": beam}
+
+
+def _segmentation(tokenizers: dict, count: int = 300) -> dict:
+    """Pieces JoeyNMT's own tokenizers make of random strings of known syllables.
+
+    Checks subword segmentation beyond the test sentences, including JoeyNMT's restriction of
+    SentencePiece and BPE to the vocabulary.
+    """
+    import random
+
+    sys.path.insert(0, str(PEERS))
+    import corpus
+
+    rng = random.Random(5)
+    syllables = [*corpus.SYLLABLES, "ne", "mo", "em", "o", "lolo"]
+    texts = [
+        " ".join(
+            "".join(rng.choice(syllables) for _ in range(rng.randint(1, 4)))
+            for _ in range(rng.randint(1, 6))
+        )
+        for _ in range(count)
+    ]
+    return {
+        side: [{"text": t, "pieces": tokenizers[side](t)} for t in texts] for side in ("src", "trg")
+    }
 
 
 def references(work: Path, name: str) -> dict:
-    """Teacher-forced, greedy and beam-5 outputs of one trained model, by JoeyNMT's code."""
+    """Teacher-forced, greedy and beam-5 outputs of one trained model, by JoeyNMT's code.
+
+    The model runs in float64 for the numbers (JoeyNMT's code is precision-agnostic), and
+    in float32, its default, for the translations its users see.
+    """
+    import joeynmt
     import torch
-    import torch.nn.functional as F
     from joeynmt.config import load_config, parse_global_args
-    from joeynmt.prediction import predict, prepare
+    from joeynmt.prediction import prepare
 
     torch.set_num_threads(1)
     cwd = Path.cwd()
@@ -250,95 +372,22 @@ def references(work: Path, name: str) -> dict:
         args = parse_global_args(cfg, rank=0, mode="test")
         model, _, dev_data, test_data = prepare(args, rank=0, mode="test")
         model.eval()
-        src_vocab, trg_vocab = model.src_vocab, model.trg_vocab
-
-        forced = []
-        for index in range(len(dev_data)):
-            batch = dev_data.collate_fn(
-                [dev_data[index]], pad_index=model.pad_index, eos_index=model.eos_index
-            )
-            with torch.no_grad():
-                encoder_output, encoder_hidden, _, _ = model(return_type="encode", **vars(batch))
-                outputs, _, att_probs, _ = model(
-                    return_type="decode",
-                    encoder_output=encoder_output,
-                    encoder_hidden=encoder_hidden,
-                    src_mask=batch.src_mask,
-                    trg_input=batch.trg_input,
-                    unroll_steps=batch.trg_input.size(1),
-                )
-            log_probs = F.log_softmax(outputs, dim=-1)[0]  # [T, V]
-            target = batch.trg[0].tolist()
-            target_logprobs = [log_probs[t, i].item() for t, i in enumerate(target)]
-            forced.append(
-                {
-                    "source": dev_data.src[index],
-                    "target": dev_data.trg[index],
-                    "src_tokens": [src_vocab._itos[i] for i in batch.src[0].tolist()],
-                    "tgt_tokens": [trg_vocab._itos[i] for i in target],
-                    "attention": _round(att_probs[0].numpy()),
-                    "token_logprobs": _round(target_logprobs),
-                }
-            )
-
-        def run(**changes):
-            test_args = args.test._replace(
-                batch_size=1, batch_type="sentence", return_prob="hyp", **changes
-            )
-            _, _, hyps, tokens, scores, attention = predict(
-                model=model,
-                data=test_data,
-                device=args.device,
-                n_gpu=0,
-                compute_loss=False,
-                num_workers=0,
-                args=test_args,
-                autocast=args.autocast,
-            )
-            return hyps, tokens, scores, attention
-
-        hyps, tokens, scores, attention = run(beam_size=1, n_best=1, return_attention=True)
-        sources = test_data.src
-        greedy = [
-            {
-                "source": sources[i],
-                "translation": hyps[i],
-                "tgt_tokens": tokens[i],
-                "token_logprobs": _round(scores[i][: len(tokens[i])]),
-                "attention": _round(attention[i][: len(tokens[i])]),
-            }
-            for i in range(len(sources))
-        ]
-        n_best = 5
-        hyps, tokens, scores, _ = run(beam_size=5, n_best=n_best, return_attention=False)
-        beam = [
-            {
-                "source": sources[i],
-                "nbest": [
-                    {
-                        "translation": hyps[i * n_best + r],
-                        "tgt_tokens": tokens[i * n_best + r],
-                        "score": _round(scores[i * n_best + r])[0],
-                    }
-                    for r in range(n_best)
-                ],
-            }
-            for i in range(len(sources))
-        ]
+        float32 = _predict(model, test_data, args, detail=False)
+        model.double()
+        result = {
+            "model": name,
+            "toolkit": "joeynmt",
+            "version": getattr(joeynmt, "__version__", "2.3.0"),
+            "torch": torch.__version__,
+            "segmentation": _segmentation(test_data.tokenizer),
+            "teacher_forced": _teacher_forced(model, dev_data),
+            **_predict(model, test_data, args, detail=True),
+            "greedy_float32": float32["greedy"],
+            "beam5_float32": float32["beam5"],
+        }
     finally:
         os.chdir(cwd)
-    import joeynmt
-
-    return {
-        "model": name,
-        "toolkit": "joeynmt",
-        "version": getattr(joeynmt, "__version__", "2.3.0"),
-        "torch": torch.__version__,
-        "decimals": DECIMALS,
-        "teacher_forced": forced,
-        "greedy": greedy,
-        "beam5": beam,
-    }
+    return result
 
 
 def install(work: Path, name: str) -> None:
@@ -356,21 +405,41 @@ def install(work: Path, name: str) -> None:
     shutil.copyfile((model_dir / "best.ckpt").resolve(), target / "best.ckpt")
 
 
+def reuse(work: Path, name: str) -> None:
+    """Put an installed fixture back where JoeyNMT expects it (models/<name>, data/)."""
+    model_dir = work / "models" / name
+    shutil.copytree(HERE / name, model_dir)
+    for extra in ("src.codes", "trg.codes", "src.model", "trg.model"):
+        if (model_dir / extra).is_file():
+            shutil.copyfile(model_dir / extra, work / "data" / extra)
+
+
+def write_reference(name: str, result: dict) -> None:
+    text = json.dumps(result, ensure_ascii=False, indent=None)
+    with gzip.GzipFile(HERE / "reference" / f"{name}.json.gz", "wb", mtime=0) as out:
+        out.write(text.encode("utf-8"))
+
+
 def main() -> None:
-    names = sys.argv[1:] or list(MODELS)
+    """``regenerate.py [--references-only] [MODEL ...]``: train (or reuse) and record."""
+    arguments = sys.argv[1:]
+    references_only = "--references-only" in arguments
+    names = [a for a in arguments if not a.startswith("--")] or list(MODELS)
     with tempfile.TemporaryDirectory(prefix="joey-fixtures-") as tmp:
         work = Path(tmp)
         prepare_data(work)
         (HERE / "reference").mkdir(exist_ok=True)
         for name in names:
-            print(f"training {name}", flush=True)
-            train(work, name)
+            if references_only:
+                reuse(work, name)
+            else:
+                print(f"training {name}", flush=True)
+                train(work, name)
             print(f"reference outputs of {name}", flush=True)
             result = references(work, name)
-            install(work, name)
-            text = json.dumps(result, ensure_ascii=False, indent=None)
-            with gzip.GzipFile(HERE / "reference" / f"{name}.json.gz", "wb", mtime=0) as out:
-                out.write(text.encode("utf-8"))
+            if not references_only:
+                install(work, name)
+            write_reference(name, result)
 
 
 if __name__ == "__main__":
