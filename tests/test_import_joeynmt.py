@@ -464,3 +464,27 @@ def test_restricted_sentencepiece_rejects_damaged_models():
 
     with pytest.raises(TokenizerError, match="damaged"):
         restrict_sentencepiece(b"\x0a\xff\xff\xff", ["a"])
+
+
+def test_sentencepiece_models_can_be_given_for_pre_segmented_training_data(tmp_path):
+    """A word-level model trained on text segmented outside JoeyNMT, given its SentencePiece
+    models, translates as the SentencePiece-level model does."""
+    folder = copy_fixture(tmp_path, "gru-bahdanau-spm")
+    spm = {side: tmp_path / f"{side}.model" for side in ("src", "trg")}
+    for side, path in spm.items():
+        shutil.move(folder / f"{side}.model", path)
+
+    def word_level(config):
+        for side in ("src", "trg"):
+            config["data"][side] = {"lang": side, "level": "word"}
+
+    _edit(folder, word_level)
+    checkpoint = joeynmt.load(folder, src_spm=spm["src"], tgt_spm=spm["trg"])
+    assert checkpoint.src_tokenizer["kind"] == "sentencepiece-vocabulary"
+    assert set(checkpoint.metadata["origin"]["files"]) >= {"src.model", "trg.model"}
+    items = reference("gru-bahdanau-spm")["greedy"][:40]
+    alignments = Translator(checkpoint, "cpu", "float64").translate([i["source"] for i in items])
+    assert [a.translation for a in alignments] == [i["translation"] for i in items]
+    assert [a.tgt_tokens for a in alignments] == [i["tgt_tokens"] for i in items]
+    with pytest.raises(CheckpointError, match="subword-nmt BPE; a SentencePiece model"):
+        joeynmt.load(FIXTURES / "gru-luong-bpe", src_spm=spm["src"])
