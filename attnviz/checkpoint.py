@@ -20,14 +20,14 @@ from attnviz.tokenizer import sentencepiece_spec
 if TYPE_CHECKING:
     import torch
 
+    from attnviz.decoding import SearchRules
     from attnviz.model import Seq2Seq
-    from attnviz.options import SearchRules
     from attnviz.tokenizer import Tokenizer
 
 FORMAT_NAME = "attnviz-checkpoint"
 #: 1: SentencePiece models as ``src_spm``/``tgt_spm`` bytes. 2: tokenizer specs
 #: (``src_tokenizer``/``tgt_tokenizer``, see attnviz.tokenizer). 3: ``search``, the model's
-#: search rules (attnviz.options.SearchRules; empty: attnviz's own). Older files are migrated.
+#: search rules (attnviz.decoding.SearchRules; empty: attnviz's own). Older files are migrated.
 FORMAT_VERSION = 3
 REQUIRED_KEYS = (
     "format",
@@ -44,7 +44,7 @@ REQUIRED_KEYS = (
 class Checkpoint:
     """A model: config, weights, both tokenizers (as specs), search rules and metadata.
 
-    ``search`` holds :class:`attnviz.options.SearchRules` as a plain dict (empty: attnviz's
+    ``search`` holds :class:`attnviz.decoding.SearchRules` as a plain dict (empty: attnviz's
     own rules); an imported model carries its toolkit's.
     """
 
@@ -70,7 +70,7 @@ class Checkpoint:
 
     def rules(self) -> SearchRules:
         """The search rules; a bad stored value is a CheckpointError naming the file."""
-        from attnviz.options import SearchRules
+        from attnviz.decoding import SearchRules
 
         try:
             return SearchRules.from_dict(self.search)

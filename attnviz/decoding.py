@@ -13,20 +13,112 @@ own by default; an imported model's toolkit's otherwise).
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
+from attnviz.errors import ConfigError
 from attnviz.model import Seq2Seq, pad_batch
-from attnviz.options import DEFAULT_LENGTH_PENALTY, SearchRules
+from attnviz.options import DEFAULT_LENGTH_PENALTY
 
-DEFAULT_RULES = SearchRules()
+BEAM_STOPS = ("beam_full", "all_slots_ended")
+LENGTH_NORMS = ("average", "gnmt")
+
+
+@dataclass(frozen=True)
+class SearchRules:
+    """How a model searches and scores hypotheses; stored with the model, not chosen per call.
+
+    attnviz's own models use the defaults. An imported model carries its toolkit's rules, so
+    that its greedy and beam translations are exactly the toolkit's.
+
+    - Output limit (target tokens, ``</s>`` included) for a source of N encoder tokens:
+      ``min(max_length_cap, int(max_length_ratio * N + max_length_offset))``, at least 1
+      (ratio 0 makes it a fixed limit).
+    - ``min_length``: ``</s>`` is not allowed before this many tokens; ``forbidden``: token
+      ids never generated.
+    - A hypothesis of T tokens scores, with ``length_norm`` ``"average"``,
+      ``sum(log-probs) / (T + length_offset) ** penalty``; with ``"gnmt"``,
+      ``sum(log-probs) / ((5 + T) / 6) ** penalty`` (the plain sum when penalty is 0).
+      ``length_penalty`` is the penalty used when DecodeOptions leaves it unset.
+    - ``beam_stop``, with beam size K: ``beam_full``: each step looks at the 2K best
+      candidates; ended ones leave the beam until K have ended, which stops the sentence
+      (attnviz); ``all_slots_ended``: each step keeps the K best candidates, ended ones
+      included (they keep their slot and are extended further); a slot that has once held
+      an ended hypothesis stays marked, and the sentence stops when all K are (JoeyNMT 2).
+    """
+
+    max_length_ratio: float = 2.0
+    max_length_offset: float = 10.0
+    max_length_cap: int | None = None
+    length_offset: int = 0
+    beam_stop: str = "beam_full"
+    min_length: int = 0
+    forbidden: tuple[int, ...] = ()
+    length_norm: str = "average"
+    length_penalty: float = DEFAULT_LENGTH_PENALTY
+
+    def __post_init__(self) -> None:
+        if self.beam_stop not in BEAM_STOPS:
+            raise ConfigError(
+                f"unknown beam_stop {self.beam_stop!r}; valid: {', '.join(BEAM_STOPS)}"
+            )
+        if self.length_norm not in LENGTH_NORMS:
+            raise ConfigError(
+                f"unknown length_norm {self.length_norm!r}; valid: {', '.join(LENGTH_NORMS)}"
+            )
+        for name in ("max_length_ratio", "max_length_offset", "length_penalty"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ConfigError(f"{name} must be a number, not {value!r}")
+            if not math.isfinite(value) or value < 0:
+                raise ConfigError(f"{name} must be at least 0, not {value}")
+        for name in ("length_offset", "min_length"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(f"{name} must be a whole number >= 0, not {value!r}")
+        cap = self.max_length_cap
+        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+            raise ConfigError(f"max_length_cap must be a whole number >= 1, not {cap!r}")
+        forbidden = self.forbidden
+        if not isinstance(forbidden, tuple | list) or not all(
+            isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in forbidden
+        ):
+            raise ConfigError("forbidden must be a list of token ids")
+        object.__setattr__(self, "forbidden", tuple(forbidden))
+
+    def max_output_length(self, source_length: int) -> int:
+        """Most target tokens (EOS included) for a source of ``source_length`` tokens."""
+        limit = max(1, int(self.max_length_ratio * source_length + self.max_length_offset))
+        return limit if self.max_length_cap is None else min(limit, self.max_length_cap)
+
+    def to_dict(self) -> dict[str, Any]:
+        values = dataclasses.asdict(self)
+        values["forbidden"] = list(self.forbidden)
+        return values
+
+    @classmethod
+    def from_dict(cls, values: Any) -> SearchRules:
+        """Rebuild stored rules; unknown or bad fields are a ConfigError."""
+        if not isinstance(values, dict):
+            raise ConfigError("search rules must be a dict")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(str(k) for k in set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown search rules: {', '.join(unknown)}")
+        return cls(**values)
+
+
+ATTNVIZ_RULES = SearchRules()
 
 
 def max_output_length(source_length: int) -> int:
     """Upper bound on target tokens (EOS included) under attnviz's own rules."""
-    return DEFAULT_RULES.output_limit(source_length)
+    return ATTNVIZ_RULES.max_output_length(source_length)
 
 
 @dataclass
@@ -40,20 +132,19 @@ class Hypothesis:
 
 
 def normalized_score(
-    logprob_sum: float, length: int, length_penalty: float, norm: str = "average"
+    logprob_sum: float, length: int, length_penalty: float, rules: SearchRules | None = None
 ) -> float:
-    """Score of T tokens: ``average`` sum / T ** penalty, ``gnmt`` sum / ((5 + T) / 6) ** penalty"""
-    if norm == "gnmt":
-        return (
-            logprob_sum / ((5.0 + length) / 6.0) ** length_penalty
-            if length_penalty > 0
-            else logprob_sum
-        )
-    return logprob_sum / max(length, 1) ** length_penalty
+    """The score of a hypothesis of ``length`` tokens, as ``rules.length_norm`` says."""
+    rules = rules or ATTNVIZ_RULES
+    if rules.length_norm == "gnmt":
+        if length_penalty <= 0:
+            return logprob_sum
+        return logprob_sum / ((5.0 + length) / 6.0) ** length_penalty
+    return logprob_sum / max(length + rules.length_offset, 1) ** length_penalty
 
 
 def _length_limits(lengths: torch.Tensor, max_length: int | None, rules: SearchRules) -> list[int]:
-    limits = [rules.output_limit(int(n)) for n in lengths.tolist()]
+    limits = [rules.max_output_length(int(n)) for n in lengths.tolist()]
     if max_length is not None:
         limits = [min(limit, max_length) for limit in limits]
     return limits
@@ -79,7 +170,7 @@ def greedy_decode(
     *,
     max_length: int | None = None,
     length_penalty: float = DEFAULT_LENGTH_PENALTY,
-    rules: SearchRules = DEFAULT_RULES,
+    rules: SearchRules = ATTNVIZ_RULES,
 ) -> list[list[Hypothesis]]:
     """Argmax at every step (over the tokens the rules allow), the whole batch at once."""
     config = model.config
@@ -122,9 +213,7 @@ def greedy_decode(
                     weights=all_weights[b, :stop, :length].copy(),
                     scores=all_scores[b, :stop, :length].copy(),
                     token_logprobs=lp.copy(),
-                    score=normalized_score(
-                        float(lp.sum()), stop, length_penalty, rules.length_norm
-                    ),
+                    score=normalized_score(float(lp.sum()), stop, length_penalty, rules),
                 )
             ]
         )
@@ -150,7 +239,7 @@ def beam_decode(
     nbest: int = 1,
     max_length: int | None = None,
     length_penalty: float = DEFAULT_LENGTH_PENALTY,
-    rules: SearchRules = DEFAULT_RULES,
+    rules: SearchRules = ATTNVIZ_RULES,
 ) -> list[list[Hypothesis]]:
     """Beam search over the batch; each hypothesis's attention is rebuilt by back-pointers.
 
@@ -161,7 +250,7 @@ def beam_decode(
     if not 1 <= nbest <= beam_size:  # DecodeOptions checks this for users
         raise ValueError(f"need 1 <= nbest ({nbest}) <= beam_size ({beam_size})")
     limits = _length_limits(lengths, max_length, rules)
-    if rules.beam == "joeynmt":
+    if rules.beam_stop == "all_slots_ended":
         return _beam_decode_joeynmt(
             model, src, lengths, beam_size, nbest, limits, length_penalty, rules
         )
@@ -221,9 +310,7 @@ def beam_decode(
                     if len(finished[b]) < k:
                         finished[b].append(
                             _Finished(
-                                score=normalized_score(
-                                    total, t + 1, length_penalty, rules.length_norm
-                                ),
+                                score=normalized_score(total, t + 1, length_penalty, rules),
                                 step=t,
                                 slot=slot,
                                 token=token,
@@ -292,7 +379,7 @@ def forced_decode(
     references: list[list[int]],
     *,
     length_penalty: float = DEFAULT_LENGTH_PENALTY,
-    rules: SearchRules = DEFAULT_RULES,
+    rules: SearchRules = ATTNVIZ_RULES,
 ) -> list[list[Hypothesis]]:
     """Teacher-force each reference (ids, EOS appended here) and record the attention."""
     config = model.config
@@ -328,9 +415,7 @@ def forced_decode(
                     weights=all_weights[b, :size, :length].copy(),
                     scores=all_scores[b, :size, :length].copy(),
                     token_logprobs=lp,
-                    score=normalized_score(
-                        float(lp.sum()), size, length_penalty, rules.length_norm
-                    ),
+                    score=normalized_score(float(lp.sum()), size, length_penalty, rules),
                 )
             ]
         )

@@ -19,7 +19,7 @@ from attnviz.errors import ConfigError
 
 RNN_TYPES = ("gru", "lstm")
 CONCAT_ORDERS = ("context_first", "state_first")
-INIT_HIDDEN = ("bridge", "bridge_shared", "last_shared", "zero")
+DECODER_INITS = ("tanh_bridge", "shared_tanh_bridge", "shared_last", "zero")
 
 
 @dataclass(frozen=True)
@@ -27,18 +27,19 @@ class ModelConfig:
     """Everything needed to rebuild the network; saved as a plain dict in checkpoints.
 
     ``attn_concat_order``, ``attn_out_bias``/``attn_out_tanh``, ``src_eos``,
-    ``output_bias``, ``init_hidden`` and ``tgt_embedding_size`` are the points on which RNN
+    ``output_bias``, ``decoder_init`` and ``tgt_embedding_size`` are the points on which RNN
     NMT toolkits differ; keeping them here lets one class load them all.
 
-    ``init_hidden``: how the decoder's first state comes from the encoder's top-layer final
+    ``decoder_init``: how the decoder's first state comes from the encoder's top-layer final
     hidden state ``h`` (directions concatenated, size H):
 
-    - ``bridge``: tanh(Linear(h)) with one projection per decoder layer, and for LSTMs a
-      second projection of the encoder's final cell state for the decoder's cell;
-    - ``bridge_shared``: one tanh(Linear(h)) of size Q given to every decoder layer, and to
-      the LSTM cell as well;
-    - ``last_shared``: ``h`` itself (its forward half when H = 2Q) given to every decoder layer
-      and to the LSTM cell; needs H = Q or H = 2Q;
+    - ``tanh_bridge``: tanh(Linear(h)) with one projection per decoder layer, and for LSTMs
+      a second projection of the encoder's final cell state for the decoder's cell
+      (attnviz's own models);
+    - ``shared_tanh_bridge``: one tanh(Linear(h)) of size Q given to every decoder layer,
+      and to the LSTM cell as well (JoeyNMT ``bridge``);
+    - ``shared_last``: ``h`` itself (its forward half when H = 2Q) given to every decoder
+      layer and to the LSTM cell; needs H = Q or H = 2Q (JoeyNMT ``last``);
     - ``zero``: zeros.
 
     ``output_bias``: whether the output layer has a bias. ``tgt_embedding_size``: the target
@@ -63,7 +64,7 @@ class ModelConfig:
     attn_out_tanh: bool = True
     src_eos: bool = True
     output_bias: bool = True
-    init_hidden: str = "bridge"
+    decoder_init: str = "tanh_bridge"
     tgt_embedding_size: int | None = None
     pad_id: int = 0
     unk_id: int = 1
@@ -80,16 +81,16 @@ class ModelConfig:
                 f"unknown attn_concat_order {self.attn_concat_order!r}; "
                 f"valid: {', '.join(CONCAT_ORDERS)}"
             )
-        if self.init_hidden not in INIT_HIDDEN:
+        if self.decoder_init not in DECODER_INITS:
             raise ConfigError(
-                f"unknown init_hidden {self.init_hidden!r}; valid: {', '.join(INIT_HIDDEN)}"
+                f"unknown decoder_init {self.decoder_init!r}; valid: {', '.join(DECODER_INITS)}"
             )
-        if self.init_hidden == "last_shared" and self.encoder_output_size not in (
+        if self.decoder_init == "shared_last" and self.encoder_output_size not in (
             self.decoder_hidden_size,
             2 * self.decoder_hidden_size,
         ):
             raise ConfigError(
-                f"init_hidden 'last_shared' needs the encoder output size "
+                f"decoder_init 'shared_last' needs the encoder output size "
                 f"({self.encoder_output_size}) to be the decoder hidden size "
                 f"({self.decoder_hidden_size}) or twice it"
             )
@@ -174,15 +175,17 @@ class Encoder(nn.Module):
 
 
 class Bridge(nn.Module):
-    """Encoder's top-layer final state -> decoder's initial state (see ``init_hidden``)."""
+    """Encoder's top-layer final state -> decoder's initial state (see ``decoder_init``)."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        mode = config.init_hidden
-        out_size = config.decoder_hidden_size * (config.decoder_layers if mode == "bridge" else 1)
-        has_hidden = mode in ("bridge", "bridge_shared")
-        has_cell = mode == "bridge" and config.rnn == "lstm"
+        mode = config.decoder_init
+        out_size = config.decoder_hidden_size * (
+            config.decoder_layers if mode == "tanh_bridge" else 1
+        )
+        has_hidden = mode in ("tanh_bridge", "shared_tanh_bridge")
+        has_cell = mode == "tanh_bridge" and config.rnn == "lstm"
         self.hidden = nn.Linear(config.encoder_output_size, out_size) if has_hidden else None
         self.cell = nn.Linear(config.encoder_output_size, out_size) if has_cell else None
 
@@ -202,17 +205,17 @@ class Bridge(nn.Module):
         """One [B, Q] state for every decoder layer -> [Ld, B, Q]."""
         config = self.config
         top = self._top(hidden)  # [B, H]
-        if config.init_hidden == "bridge_shared":
+        if config.decoder_init == "shared_tanh_bridge":
             assert self.hidden is not None
             top = torch.tanh(self.hidden(top))  # [B, Q]
-        elif config.init_hidden == "last_shared" and top.size(-1) != config.decoder_hidden_size:
+        elif config.decoder_init == "shared_last" and top.size(-1) != config.decoder_hidden_size:
             top = top[:, : config.decoder_hidden_size]  # H = 2Q: the forward direction
-        elif config.init_hidden == "zero":
+        elif config.decoder_init == "zero":
             top = top.new_zeros(top.size(0), config.decoder_hidden_size)
         return top.unsqueeze(0).repeat(config.decoder_layers, 1, 1)  # [Ld, B, Q]
 
     def forward(self, final: Any) -> Any:
-        if self.config.init_hidden != "bridge":
+        if self.config.decoder_init != "tanh_bridge":
             shared = self._shared(final[0] if isinstance(final, tuple) else final)
             return (shared, shared) if self.config.rnn == "lstm" else shared
         assert self.hidden is not None

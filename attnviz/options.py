@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any
 
-from attnviz.errors import ConfigError, UsageError
+from attnviz.errors import UsageError
 
 #: Largest beam accepted: memory and time grow with beam x vocabulary at every step.
 MAX_BEAM = 64
@@ -22,8 +22,6 @@ MAX_TOPK = 50
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_LENGTH_PENALTY = 1.0
 VALUE_KINDS = ("weights", "scores")
-BEAM_STYLES = ("attnviz", "joeynmt")
-LENGTH_NORMS = ("average", "gnmt")
 
 
 def _int(name: str, value: Any, low: int, high: int | None = None) -> None:
@@ -46,7 +44,7 @@ class DecodeOptions:
     ``beam``: beam size (1 is greedy); ``nbest``: hypotheses kept per sentence (≤ beam);
     ``words``: merge subword pieces into words; ``batch_size``: sentences decoded together;
     ``length_penalty``: how strongly a hypothesis score is normalised by its length (see
-    :class:`SearchRules`; None: the model's own default, 1.0 for attnviz models);
+    ``attnviz.decoding.SearchRules``; None: the model's own default, 1.0 for attnviz models);
     ``prefix``: target text forced before free decoding; ``topk``: alternatives recorded per
     step (0: none).
     """
@@ -79,89 +77,6 @@ class DecodeOptions:
     def fingerprint(self) -> dict[str, Any]:
         """Every field, as plain values (for manifests and resume checks)."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-@dataclass(frozen=True)
-class SearchRules:
-    """How a model searches and scores hypotheses; stored with the model, not chosen per call.
-
-    attnviz's own models use the defaults. An imported model carries its toolkit's rules, so
-    that its greedy and beam translations are exactly the toolkit's.
-
-    ``beam``: ``"attnviz"`` keeps 2K candidates per step, a finished hypothesis leaves the
-    beam and a sentence stops once K hypotheses have finished; ``"joeynmt"`` keeps K
-    candidates per step, a finished hypothesis keeps its slot (and is extended further), and
-    a sentence stops once every slot has held a finished hypothesis (JoeyNMT 2's search).
-    ``length_ratio``/``length_offset``: at most ``int(ratio * N) + offset`` target tokens for
-    a source of N tokens (``</s>`` included when the encoder reads it); ``max_length``: a
-    fixed limit instead. ``min_length``: ``</s>`` is not allowed before this many tokens.
-    ``forbidden``: token ids never generated. ``length_norm``: ``"average"`` scores a
-    hypothesis of T tokens as sum(log-probs) / T ** penalty; ``"gnmt"`` as
-    sum(log-probs) / ((5 + T) / 6) ** penalty, the plain sum when penalty is 0.
-    ``length_penalty``: the penalty used when :class:`DecodeOptions` leaves it unset.
-    """
-
-    beam: str = "attnviz"
-    length_ratio: float = 2.0
-    length_offset: int = 10
-    max_length: int | None = None
-    min_length: int = 0
-    forbidden: tuple[int, ...] = ()
-    length_norm: str = "average"
-    length_penalty: float = DEFAULT_LENGTH_PENALTY
-
-    def __post_init__(self) -> None:
-        if self.beam not in BEAM_STYLES:
-            raise ConfigError(f"unknown beam style {self.beam!r}; valid: {', '.join(BEAM_STYLES)}")
-        if self.length_norm not in LENGTH_NORMS:
-            raise ConfigError(
-                f"unknown length norm {self.length_norm!r}; valid: {', '.join(LENGTH_NORMS)}"
-            )
-        ratio = self.length_ratio
-        if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not 0 < ratio < 100:
-            raise ConfigError(f"length_ratio must be a number in (0, 100), not {ratio!r}")
-        for name, low in (("length_offset", 0), ("min_length", 0)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ConfigError(f"{name} must be a whole number >= {low}, not {value!r}")
-        fixed = self.max_length
-        if fixed is not None and (
-            isinstance(fixed, bool) or not isinstance(fixed, int) or fixed < 1
-        ):
-            raise ConfigError(f"max_length must be a whole number >= 1, not {fixed!r}")
-        forbidden = self.forbidden
-        if not isinstance(forbidden, tuple | list) or not all(
-            isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in forbidden
-        ):
-            raise ConfigError("forbidden must be a list of token ids")
-        object.__setattr__(self, "forbidden", tuple(forbidden))
-        penalty = self.length_penalty
-        if isinstance(penalty, bool) or not isinstance(penalty, int | float):
-            raise ConfigError(f"length_penalty must be a number, not {penalty!r}")
-        if not math.isfinite(penalty) or not 0.0 <= penalty <= 10.0:
-            raise ConfigError(f"length_penalty must be between 0 and 10, not {penalty}")
-
-    def output_limit(self, source_length: int) -> int:
-        """Most target tokens (EOS included) for a source of ``source_length`` tokens."""
-        if self.max_length is not None:
-            return self.max_length
-        return max(1, int(self.length_ratio * source_length) + self.length_offset)
-
-    def to_dict(self) -> dict[str, Any]:
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
-        values["forbidden"] = list(self.forbidden)
-        return values
-
-    @classmethod
-    def from_dict(cls, values: Any) -> SearchRules:
-        """Rebuild stored rules; unknown or bad fields are a ConfigError."""
-        if not isinstance(values, dict):
-            raise ConfigError("search rules must be a dict")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(str(k) for k in set(values) - known)
-        if unknown:
-            raise ConfigError(f"unknown search rule fields: {', '.join(unknown)}")
-        return cls(**values)
 
 
 @dataclass(frozen=True)

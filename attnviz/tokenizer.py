@@ -298,11 +298,16 @@ class VocabularyTokenizer(Tokenizer):
 
     @classmethod
     def _options(cls, spec: dict[str, Any]) -> dict[str, Any]:
+        """Keyword arguments from a spec; the unknown token is its id or its text (``unk``)."""
         specials = spec.get("specials", [])
         if not isinstance(specials, list | tuple):
             raise TokenizerError(f"{cls.kind} tokenizer: specials must be a list of ids")
+        unk_id = spec.get("unk_id")
+        tokens = spec.get("tokens")
+        if unk_id is None and isinstance(tokens, list) and spec.get("unk", "<unk>") in tokens:
+            unk_id = tokens.index(spec.get("unk", "<unk>"))
         return {
-            "unk_id": spec.get("unk_id"),
+            "unk_id": unk_id,
             "specials": tuple(specials),
             "lowercase": spec.get("lowercase", False),
             "normalize": spec.get("normalize", False),
@@ -322,7 +327,7 @@ class SubwordNmtTokenizer(VocabularyTokenizer):
     As JoeyNMT applies it, a merge is kept only when its pieces are in the vocabulary.
     """
 
-    kind = "subword-nmt"
+    kind = "subword_nmt"
     word_rule = "bpe"
     separator = "@@"
 
@@ -373,7 +378,7 @@ class SentencePieceVocabularyTokenizer(VocabularyTokenizer):
     :func:`restrict_sentencepiece`), as JoeyNMT restricts it before encoding.
     """
 
-    kind = "sentencepiece-vocabulary"
+    kind = "sentencepiece_vocabulary"
     word_rule = "sentencepiece"
 
     def __init__(self, tokens: list[str], *, model: bytes, **options: Any) -> None:

@@ -387,7 +387,7 @@ def test_shape_mismatch_names_parameter_and_shapes(tmp_path, spm_models):
 
 
 def test_version_2_file_is_migrated_to_attnviz_search_rules(tmp_path, spm_models):
-    from attnviz.options import SearchRules
+    from attnviz.decoding import SearchRules
 
     payload = _payload(make_checkpoint(spm_models))
     payload["format_version"] = 2
@@ -400,9 +400,11 @@ def test_version_2_file_is_migrated_to_attnviz_search_rules(tmp_path, spm_models
 
 
 def test_search_rules_round_trip(tmp_path, spm_models):
-    from attnviz.options import SearchRules
+    from attnviz.decoding import SearchRules
 
-    rules = SearchRules(beam="joeynmt", length_ratio=1.5, length_offset=0, forbidden=(1, 2))
+    rules = SearchRules(
+        beam_stop="all_slots_ended", max_length_ratio=1.5, max_length_offset=0, forbidden=(1, 2)
+    )
     checkpoint = make_checkpoint(spm_models)
     checkpoint.search = rules.to_dict()
     path = tmp_path / "rules.pt"
@@ -413,10 +415,10 @@ def test_search_rules_round_trip(tmp_path, spm_models):
 @pytest.mark.parametrize(
     ("search", "expected"),
     [
-        ({"beam": "fairseq"}, "unknown beam style 'fairseq'"),
+        ({"beam_stop": "fairseq"}, "unknown beam_stop 'fairseq'"),
         ({"min_length": -1}, "min_length must be a whole number >= 0"),
         ({"forbidden": ["<s>"]}, "forbidden must be a list of token ids"),
-        ({"penalty": 1.0}, "unknown search rule fields: penalty"),
+        ({"penalty": 1.0}, "unknown search rules: penalty"),
     ],
 )
 def test_bad_search_rules_are_one_line(tmp_path, spm_models, search, expected):

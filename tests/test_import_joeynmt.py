@@ -284,7 +284,10 @@ def test_origin_records_toolkit_files_and_mapping():
     for file, digest in origin["files"].items():
         assert digest == hashlib.sha256((folder / file).read_bytes()).hexdigest()
     mapping = "\n".join(origin["mapping"])
-    assert "luong -> general" in mapping and "init_hidden: bridge -> bridge_shared" in mapping
+    assert (
+        "luong -> general" in mapping
+        and "init_hidden: bridge -> decoder_init shared_tanh_bridge" in mapping
+    )
     assert "tied_softmax" in mapping and "at most 30 tokens" in mapping
 
 
@@ -480,7 +483,7 @@ def test_sentencepiece_models_can_be_given_for_pre_segmented_training_data(tmp_p
 
     _edit(folder, word_level)
     checkpoint = joeynmt.load(folder, src_spm=spm["src"], tgt_spm=spm["trg"])
-    assert checkpoint.src_tokenizer["kind"] == "sentencepiece-vocabulary"
+    assert checkpoint.src_tokenizer["kind"] == "sentencepiece_vocabulary"
     assert set(checkpoint.metadata["origin"]["files"]) >= {"src.model", "trg.model"}
     items = reference("gru-bahdanau-spm")["greedy"][:40]
     alignments = Translator(checkpoint, "cpu", "float64").translate([i["source"] for i in items])

@@ -15,11 +15,11 @@ recurrent decoder               ``AttnDecoder``; the query is the new top-layer 
 attention bahdanau / luong      ``additive`` (no biases) / ``general``
 att_vector_layer                ``combine``: tanh(W [state; context] + b), ``state_first``
 output_layer (no bias)          ``output``, ``output_bias=False``
-init_hidden bridge/last/zero    ``init_hidden`` bridge_shared / last_shared / zero
+init_hidden bridge/last/zero    ``decoder_init`` shared_tanh_bridge / shared_last / zero
 input_feeding                   ``input_feeding``
 embeddings.scale                sqrt(dim) folded into the embedding weights
 tied_embeddings, tied_softmax   the shared weights copied to each attnviz parameter
-level word / bpe                ``vocabulary``, ``subword-nmt``, ``sentencepiece-vocabulary``
+level word / bpe                ``vocabulary``, ``subword_nmt``, ``sentencepiece_vocabulary``
 testing: beam_alpha, min/max    ``SearchRules`` (JoeyNMT's beam, gnmt length penalty,
 output_length, generate_unk     length limit, forbidden tokens)
 ==============================  ==============================================================
@@ -383,7 +383,7 @@ def _tokenizer(
         model = origin.read_bytes(Path(spm_override))
         origin.note(f"{name} tokenizer: SentencePiece {Path(spm_override).name} (given)")
         return {
-            "kind": "sentencepiece-vocabulary",
+            "kind": "sentencepiece_vocabulary",
             "model": restrict_sentencepiece(model, tokens),
             **base,
         }
@@ -407,7 +407,7 @@ def _tokenizer(
         except UnicodeDecodeError as err:
             raise CheckpointError(f"{codes}: BPE codes are not UTF-8 text") from err
         origin.note(f"{name} tokenizer: subword-nmt BPE {codes.name}, @@ joiners")
-        return {"kind": "subword-nmt", "codes": text, **base}
+        return {"kind": "subword_nmt", "codes": text, **base}
     if kind == "sentencepiece":
         file = _find_file(
             folder, options.get("model_file"), f"data.{name}.tokenizer_cfg.model_file", config_path
@@ -415,7 +415,7 @@ def _tokenizer(
         model = origin.read_bytes(file)
         origin.note(f"{name} tokenizer: SentencePiece {file.name}, restricted to the vocabulary")
         return {
-            "kind": "sentencepiece-vocabulary",
+            "kind": "sentencepiece_vocabulary",
             "model": restrict_sentencepiece(model, tokens),
             **base,
         }
@@ -465,7 +465,7 @@ def _model_config(
     src_dim = int(_section(enc, "embeddings").get("embedding_dim", 64))
     tgt_dim = int(_section(dec, "embeddings").get("embedding_dim", 64))
     init_hidden = dec.get("init_hidden", "bridge")
-    modes = {"bridge": "bridge_shared", "last": "last_shared"}
+    modes = {"bridge": "shared_tanh_bridge", "last": "shared_last"}
     values = {
         "src_vocab_size": src_vocab,
         "tgt_vocab_size": tgt_vocab,
@@ -486,7 +486,7 @@ def _model_config(
         "attn_out_tanh": True,
         "src_eos": True,
         "output_bias": False,
-        "init_hidden": modes.get(init_hidden, "zero"),
+        "decoder_init": modes.get(init_hidden, "zero"),
         "pad_id": specials["pad_id"],
         "unk_id": specials["unk_id"],
         "bos_id": specials["bos_id"],
@@ -505,7 +505,7 @@ def _model_config(
         f"attention: {attention} -> {scorers[attention]}, queried with the decoder's new "
         "top-layer state; attentional vector tanh(W [state; context] + b) -> state_first"
     )
-    origin.note(f"init_hidden: {init_hidden} -> {values['init_hidden']}")
+    origin.note(f"decoder.init_hidden: {init_hidden} -> decoder_init {values['decoder_init']}")
     origin.note(f"input_feeding: {values['input_feeding']}; output layer without bias")
     return config
 
@@ -579,7 +579,7 @@ def _search_rules(
     config_path: Path,
 ) -> Any:
     """JoeyNMT's search: its beam, min/max output length, forbidden tokens, alpha."""
-    from attnviz.options import SearchRules
+    from attnviz.decoding import SearchRules
 
     if not isinstance(testing, dict):
         raise CheckpointError(f"{config_path}: testing must be a section")
@@ -604,11 +604,11 @@ def _search_rules(
         if testing.get(key, -1) > 1:
             origin.note(f"testing.{key}: {testing[key]} is not applied by attnviz")
     try:
+        fixed = max_length > 0
         rules = SearchRules(
-            beam="joeynmt",
-            length_ratio=1.5,
-            length_offset=0,
-            max_length=int(max_length) if max_length > 0 else None,
+            beam_stop="all_slots_ended",
+            max_length_ratio=0.0 if fixed else 1.5,
+            max_length_offset=float(max_length) if fixed else 0.0,
             min_length=int(min_length),
             forbidden=tuple(forbidden),
             length_norm="gnmt",
