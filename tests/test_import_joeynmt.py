@@ -491,3 +491,30 @@ def test_sentencepiece_models_can_be_given_for_pre_segmented_training_data(tmp_p
     assert [a.tgt_tokens for a in alignments] == [i["tgt_tokens"] for i in items]
     with pytest.raises(CheckpointError, match="subword-nmt BPE; a SentencePiece model"):
         joeynmt.load(FIXTURES / "gru-luong-bpe", src_spm=spm["src"])
+
+
+@pytest.mark.parametrize("model", ["gru-bahdanau-bridge", "lstm-bahdanau-zero-2layer"])
+def test_every_nbest_hypothesis_carries_its_own_attention(model):
+    """Forcing a beam hypothesis's tokens reproduces the attention and log-probs it came with."""
+    from attnviz.decoding import forced_decode
+    from attnviz.model import pad_batch
+
+    t = translator(model)
+    config = t.config
+    target_ids = {token: i for i, token in enumerate(t.checkpoint.tgt_tokenizer["tokens"])}
+    sources = [i["source"] for i in reference(model)["beam5"][:30]]
+    groups = t.translate_grouped(sources, beam=5, nbest=5)
+    compared = 0
+    for source, group in zip(sources, groups, strict=True):
+        ids = t.encode_source(source)
+        src, lengths = pad_batch([ids], config.pad_id)
+        for hyp in group:
+            body = [target_ids[token] for token in hyp.tgt_tokens if token != "</s>"]
+            forced = forced_decode(t.model, src, lengths, [body])[0][0]
+            rows = len(hyp.tgt_tokens)
+            np.testing.assert_allclose(forced.weights[:rows], hyp.weights, rtol=0, atol=1e-6)
+            np.testing.assert_allclose(
+                forced.token_logprobs[:rows], hyp.token_logprobs, rtol=0, atol=1e-5
+            )
+            compared += 1
+    assert compared > 100 and any(len(group) == 5 for group in groups)
