@@ -307,7 +307,10 @@ class Alignment:
         )
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), ensure_ascii=False, allow_nan=False)
+        """One JSON line; hidden characters (controls, bidi overrides) as ``\\u`` escapes."""
+        from attnviz.text import json_safe
+
+        return json_safe(json.dumps(self.to_dict(), ensure_ascii=False, allow_nan=False))
 
     @classmethod
     def from_json(cls, line: str) -> Alignment:

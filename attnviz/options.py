@@ -17,6 +17,8 @@ from attnviz.errors import UsageError
 MAX_BEAM = 64
 #: Largest batch accepted, in sentences.
 MAX_BATCH_SIZE = 4096
+#: Figure resolution range: below 10 dpi labels shrink under one pixel and FreeType refuses them.
+MIN_DPI, MAX_DPI = 10, 9999
 #: Largest number of alternatives recorded per step.
 MAX_TOPK = 50
 DEFAULT_BATCH_SIZE = 32
@@ -103,8 +105,12 @@ class RenderOptions:
         _bool("numbers", self.numbers)
         _bool("show_table", self.show_table)
         dpi = self.dpi
-        if isinstance(dpi, bool) or not isinstance(dpi, int | float) or not 0 < dpi < 10_000:
-            raise UsageError(f"dpi must be a number between 1 and 9999, not {dpi!r}")
+        if (
+            isinstance(dpi, bool)
+            or not isinstance(dpi, int | float)
+            or not MIN_DPI <= dpi <= MAX_DPI
+        ):
+            raise UsageError(f"dpi must be a number between {MIN_DPI} and {MAX_DPI}, not {dpi!r}")
         for name in ("cmap", "title", "font"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):

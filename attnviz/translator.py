@@ -15,6 +15,7 @@ from attnviz.checkpoint import Checkpoint, build_model, load_checkpoint
 from attnviz.decoding import Hypothesis, beam_decode, forced_decode, greedy_decode
 from attnviz.device import resolve_device
 from attnviz.errors import InputError, UsageError
+from attnviz.io import MAX_LINE_BYTES
 from attnviz.model import pad_batch
 from attnviz.options import DecodeOptions
 from attnviz.samples import resolve_model_path
@@ -51,7 +52,11 @@ class Translator:
         device: str | torch.device = "cpu",
         precision: str = "auto",
     ) -> None:
-        self.device = device if isinstance(device, torch.device) else resolve_device(device)
+        if not isinstance(checkpoint, Checkpoint):
+            raise UsageError(
+                f"a Translator needs a Checkpoint (see load_model), not {type(checkpoint).__name__}"
+            )
+        self.device = _resolve(device)
         self.dtype = resolve_precision(precision, self.device)
         self.checkpoint = checkpoint
         self.config = checkpoint.config
@@ -100,13 +105,20 @@ class Translator:
         refs: Sequence[str] | None = None,
         *,
         options: DecodeOptions | None = None,
+        number_from: int = 1,
         **option_values: Any,
     ) -> list[list[Alignment] | SentenceError]:
-        """Per input sentence: its hypotheses (best first), or a :class:`SentenceError`."""
+        """Per input sentence: its hypotheses (best first), or a :class:`SentenceError`.
+
+        Error messages number sentences from ``number_from`` (a caller decoding a stream in
+        batches passes the line number of the batch's first sentence).
+        """
         options = _decode_options(options, beam_size, nbest, option_values)
+        if isinstance(number_from, bool) or not isinstance(number_from, int):
+            raise UsageError(f"number_from must be a whole number, not {number_from!r:.40}")
         sentences = _text_list(sentences, "sentences")
         if refs is not None:
-            refs = _text_list(refs, "refs")
+            refs = _text_list(refs, "refs", single=False)
             if len(refs) != len(sentences):
                 raise UsageError(
                     f"got {len(refs)} references for {len(sentences)} sentences; "
@@ -120,9 +132,9 @@ class Translator:
         level = "words" if options.words else "pieces"
         for index, text in enumerate(sentences):
             try:
-                source_ids[index] = self._source_ids(text, index)
+                source_ids[index] = self._source_ids(text, index + number_from)
                 if refs is not None:
-                    ref_ids[index] = self._target_ids(refs[index], index)
+                    ref_ids[index] = self._target_ids(refs[index], index + number_from)
             except InputError as err:
                 results[index] = SentenceError(index, text, str(err))
                 continue
@@ -146,28 +158,28 @@ class Translator:
 
     def encode_source(self, text: str) -> list[int]:
         """The source ids the encoder reads for ``text`` (``</s>`` included where it is)."""
-        return self._source_ids(text, 0)
+        return self._source_ids(text, 1)
 
     # -- internals --------------------------------------------------------------------------
 
-    def _source_ids(self, text: str, index: int) -> list[int]:
-        _check_text(text, index, "sentence")
+    def _source_ids(self, text: str, number: int) -> list[int]:
+        _check_text(text, number, "sentence")
         ids = self.src_tokenizer.encode(text)
         if self.config.src_eos:
             ids.append(self.config.eos_id)
         if len(ids) > MAX_SOURCE_TOKENS:
             raise InputError(
-                f"sentence {index + 1} has {len(ids)} tokens; at most {MAX_SOURCE_TOKENS} "
+                f"sentence {number} has {len(ids)} tokens; at most {MAX_SOURCE_TOKENS} "
                 "are supported"
             )
         return ids
 
-    def _target_ids(self, text: str, index: int) -> list[int]:
-        _check_text(text, index, "reference")
+    def _target_ids(self, text: str, number: int) -> list[int]:
+        _check_text(text, number, "reference")
         ids = self.tgt_tokenizer.encode(text)
         if len(ids) >= MAX_SOURCE_TOKENS:
             raise InputError(
-                f"reference {index + 1} has {len(ids)} tokens; at most "
+                f"reference {number} has {len(ids)} tokens; at most "
                 f"{MAX_SOURCE_TOKENS - 1} are supported"
             )
         return ids
@@ -268,26 +280,48 @@ def _decode_options(
     return DecodeOptions(**values)
 
 
-def _text_list(value: Any, name: str) -> list[str]:
+def _text_list(value: Any, name: str, *, single: bool = True) -> list[str]:
+    """A list of strings from a list (or tuple) of them, or from one string where ``single``.
+
+    ``refs`` must be a list even for one sentence: a lone string there is far more often a
+    mistake (one reference meant per sentence) than a wish.
+    """
     if isinstance(value, str):
-        return [value]
+        if single:
+            return [value]
+        raise UsageError(f"{name} must be a list of strings (one per sentence), not a string")
+    if isinstance(value, bytes | bytearray):
+        raise UsageError(f"{name} must be text (str), not bytes; decode it first")
     if not isinstance(value, Sequence):
-        raise UsageError(
-            f"{name} must be a string or a list of strings, not {type(value).__name__}"
-        )
+        wanted = "a string or a list of strings" if single else "a list of strings"
+        raise UsageError(f"{name} must be {wanted}, not {type(value).__name__}")
     for position, item in enumerate(value):
         if not isinstance(item, str):
             raise UsageError(f"{name}[{position}] must be a string, not {type(item).__name__}")
     return list(value)
 
 
-def _check_text(text: str, index: int, what: str) -> None:
+def _check_text(text: str, number: int, what: str) -> None:
+    """Valid UTF-8 text of at most MAX_LINE_BYTES bytes, checked before any tokenizing."""
+    too_long = InputError(f"{what} {number} is longer than {MAX_LINE_BYTES:,} bytes")
+    if len(text) > MAX_LINE_BYTES:  # every character takes at least one byte
+        raise too_long
     try:
-        text.encode("utf-8")
+        size = len(text.encode("utf-8"))
     except UnicodeEncodeError as err:
         raise InputError(
-            f"{what} {index + 1} is not valid UTF-8 text (bad character at {err.start})"
+            f"{what} {number} is not valid UTF-8 text (bad character at {err.start})"
         ) from err
+    if size > MAX_LINE_BYTES:
+        raise too_long
+
+
+def _resolve(device: Any) -> torch.device:
+    if isinstance(device, torch.device):
+        return device
+    if not isinstance(device, str):
+        raise UsageError(f"device must be text such as 'cpu', not {type(device).__name__}")
+    return resolve_device(device)
 
 
 def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
@@ -304,6 +338,13 @@ def load_model(
 
     ``precision``: ``auto`` (float64 on the CPU, float32 elsewhere), ``float32`` or ``float64``.
     """
-    target = resolve_device(device)
+    if name_or_path is not None and not isinstance(name_or_path, str | os.PathLike):
+        raise UsageError(
+            "the model must be a checkpoint path or a bundled model name, "
+            f"not {type(name_or_path).__name__}"
+        )
+    target = _resolve(device)
+    if not isinstance(precision, str):
+        raise UsageError(f"precision must be text such as 'auto', not {type(precision).__name__}")
     path = resolve_model_path(name_or_path)
     return Translator(load_checkpoint(path, map_location=target), target, precision)

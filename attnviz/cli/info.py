@@ -25,13 +25,14 @@ def info(
 
         from attnviz.checkpoint import describe_checkpoint, load_checkpoint
         from attnviz.samples import resolve_model_path
+        from attnviz.text import visible
 
         path = resolve_model_path(model)
-        table = Table(title=Text(str(path)), show_header=False, title_justify="left")
+        table = Table(title=Text(visible(path)), show_header=False, title_justify="left")
         table.add_column("key", style="bold")
         table.add_column("value", overflow="fold")
         for key, value in describe_checkpoint(load_checkpoint(path)):
-            table.add_row(Text(key), Text(value))
+            table.add_row(Text(visible(key)), Text(visible(value)))
         Console(highlight=False).print(table)
 
 
@@ -40,10 +41,11 @@ def models() -> None:
     """List the bundled sample models."""
     with errors():
         from attnviz.samples import DEFAULT_MODEL, sample_models
+        from attnviz.text import visible
 
         found = sample_models()
         if not found:
             raise AttnvizError("no bundled sample models found in this installation")
         for sample in found:
             marker = " (default)" if sample.name == DEFAULT_MODEL else ""
-            typer.echo(f"{sample.name}{marker}: {sample.description}")
+            typer.echo(visible(f"{sample.name}{marker}: {sample.description}"))

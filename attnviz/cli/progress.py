@@ -1,9 +1,10 @@
-"""Rich progress display for training, on stderr."""
+"""Progress bars on stderr: one for training, one for export, over one shared layout."""
 
 from __future__ import annotations
 
 import math
 from types import TracebackType
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.console import Console
 from rich.progress import (
@@ -15,16 +16,25 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from attnviz.train import Progress as TrainProgress
+if TYPE_CHECKING:
+    from attnviz.export import ExportProgress
+    from attnviz.train import Progress as TrainProgress
 
 
-class TrainingProgress:
-    """A progress bar showing loss, perplexity, tokens/s and ETA; feed it ``update``."""
+class ProgressBar:
+    """``label  ━━━━  done/total  stats  elapsed  eta remaining``; use it as a context manager.
+
+    Subclasses set ``label`` and ``transient`` (whether the bar vanishes when done) and turn
+    their reports into ``self.show(completed, total, stats)``.
+    """
+
+    label: ClassVar[str] = ""
+    transient: ClassVar[bool] = False
 
     def __init__(self, console: Console | None = None) -> None:
-        self.console = console or Console(stderr=True)
+        self.console = console or Console(stderr=True, highlight=False)
         self.bar = Progress(
-            TextColumn("[bold]train"),
+            TextColumn(f"[bold]{self.label}"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.fields[stats]}"),
@@ -32,11 +42,11 @@ class TrainingProgress:
             TextColumn("eta"),
             TimeRemainingColumn(),
             console=self.console,
-            transient=False,
+            transient=self.transient,
         )
-        self.task = None
+        self.task = self.bar.add_task(self.label, total=None, stats="")
 
-    def __enter__(self) -> TrainingProgress:
+    def __enter__(self) -> ProgressBar:
         self.bar.__enter__()
         return self
 
@@ -48,16 +58,34 @@ class TrainingProgress:
     ) -> None:
         self.bar.__exit__(kind, value, traceback)
 
+    def show(self, completed: int, total: int | None, stats: str) -> None:
+        self.bar.update(self.task, completed=completed, total=total, stats=stats)
+
+
+class TrainingBar(ProgressBar):
+    """Steps with loss, perplexity, tokens/s and the best validation loss; a line per eval."""
+
+    label = "train"
+
     def update(self, progress: TrainProgress) -> None:
-        if self.task is None:
-            self.task = self.bar.add_task("train", total=progress.total_steps, stats="")
         ppl = math.exp(min(progress.loss, 50))
         stats = f"loss {progress.loss:.3f} ppl {ppl:.2f} {progress.tokens_per_second:,.0f} tok/s"
         if progress.best_valid_loss is not None:
             stats += f" best val {progress.best_valid_loss:.3f}"
-        self.bar.update(self.task, completed=progress.step, stats=stats)
+        self.show(progress.step, progress.total_steps, stats)
         if progress.event == "eval" and progress.valid_loss is not None:
-            self.bar.console.print(
+            self.console.print(
                 f"step {progress.step}: validation loss {progress.valid_loss:.4f} "
                 f"(ppl {math.exp(min(progress.valid_loss, 50)):.2f})"
             )
+
+
+class ExportBar(ProgressBar):
+    """Sentences done with sentences per second; gone when the export ends."""
+
+    label = "export"
+    transient = True
+
+    def update(self, report: ExportProgress) -> None:
+        rate = report.done / max(report.elapsed, 1e-9)
+        self.show(report.done, report.total, f"{rate:.1f} sent/s")

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-import os
+import contextlib
+import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from attnviz.cli.app import app
-from attnviz.cli.common import DeviceOption, errors, stderr_console
-from attnviz.errors import UsageError
+from attnviz.cli.common import DeviceOption, errors, safe_text, stderr_console
+from attnviz.errors import AttnvizError
+
+if TYPE_CHECKING:
+    from attnviz.train import Trainer
 
 
 @app.command()
@@ -72,34 +77,31 @@ def train(
     eval_every: Annotated[
         int | None, typer.Option(help="Evaluate every N updates (default: each epoch).")
     ] = None,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 1,
+    max_length: Annotated[
+        int, typer.Option(help="Leave out pairs with more tokens than this on a side.")
+    ] = 150,
+    seed: Annotated[int, typer.Option(help="Random seed (0 to 4294967295).")] = 1,
     threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
     device: DeviceOption = "cpu",
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace OUT if it is an existing file.")
+    ] = False,
 ) -> None:
     """Train tokenizers and an attentive seq2seq model; write the best checkpoint."""
-    with errors():
-        from attnviz.train import TrainConfig, read_parallel, read_tsv
-        from attnviz.train import train as run_training
+    with errors(), _flag_names():
+        from attnviz.train import ModelSpec, TrainConfig, Trainer, check_out_path
 
-        if out.is_dir():
-            raise UsageError(f"{out}: is a folder; give a checkpoint file name")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if not os.access(out.parent, os.W_OK):
-            raise UsageError(f"{out.parent}: folder is not writable")
-        pairs = read_parallel(data, target) if target else read_tsv(data)
-        valid_pairs = read_tsv(valid) if valid else None
-        model_options = {
-            "attention": attention,
-            "rnn": rnn,
-            "embedding_size": embedding_size,
-            "hidden_size": hidden_size,
-            "decoder_hidden_size": decoder_hidden_size or hidden_size * (2 if bidirectional else 1),
-            "attention_size": attention_size,
-            "encoder_layers": layers,
-            "decoder_layers": layers,
-            "dropout": dropout,
-            "bidirectional": bidirectional,
-        }
+        spec = ModelSpec(
+            attention=attention,
+            rnn=rnn,
+            embedding_size=embedding_size,
+            hidden_size=hidden_size,
+            decoder_hidden_size=decoder_hidden_size,
+            attention_size=attention_size,
+            layers=layers,
+            dropout=dropout,
+            bidirectional=bidirectional,
+        )
         config = TrainConfig(
             vocab_size=vocab_size,
             src_vocab_size=src_vocab_size,
@@ -115,35 +117,83 @@ def train(
             max_time=max_time,
             patience=patience,
             eval_every=eval_every,
+            max_length=max_length,
             seed=seed,
             threads=threads,
         )
-        command = " ".join(["attnviz", *sys.argv[1:]])
-        from attnviz.cli.progress import TrainingProgress
+        trainer = Trainer(spec, config, device=device)  # every option checked: nothing read yet
+        check_out_path(out, overwrite=force)
+        _train(trainer, data, target, valid, out, force)
 
-        with TrainingProgress() as progress:
-            result = run_training(
-                pairs,
-                out,
-                model_options=model_options,
-                config=config,
-                valid_pairs=valid_pairs,
-                device=device,
-                metadata={"command": command, "data": str(data)},
-                callback=progress.update,
-            )
-        from rich.markup import escape
 
-        status = (
-            "interrupted"
-            if result.interrupted
-            else ("stopped early" if result.stopped_early else "done")
+def _train(
+    trainer: Trainer, data: Path, target: Path | None, valid: Path | None, out: Path, force: bool
+) -> None:
+    """Read the data, train with the progress bar, say what was written."""
+    from attnviz.cli.progress import TrainingBar
+    from attnviz.train import read_parallel, read_tsv
+
+    pairs = read_parallel(data, target) if target else read_tsv(data)
+    trainer.prepare(pairs, read_tsv(valid) if valid else None)
+    command = " ".join(["attnviz", *sys.argv[1:]])
+    with TrainingBar(stderr_console()) as progress:
+        result = trainer.fit(
+            out,
+            overwrite=force,
+            metadata={"command": command, "data": str(data)},
+            callback=progress.update,
         )
-        stderr_console().print(
-            escape(
-                f"{status}: {result.steps} steps in {result.seconds:.0f}s, best validation loss "
-                f"{result.best_valid_loss:.4f}; wrote {result.path}"
-            )
+    if result.interrupted:
+        status = "interrupted"
+    else:
+        status = "stopped early" if result.stopped_early else "done"
+    stderr_console().print(
+        safe_text(
+            f"{status}: {result.steps} steps in {result.seconds:.0f}s, best validation loss "
+            f"{result.best_valid_loss:.4f}; wrote {result.path}"
         )
-        if result.interrupted:
-            raise typer.Exit(130)
+    )
+    if result.interrupted:
+        raise typer.Exit(130)
+
+
+#: Library field names (TrainConfig, ModelSpec) -> the flags that set them.
+FLAGS = {
+    "vocab_size": "--vocab-size",
+    "src_vocab_size": "--src-vocab-size",
+    "tgt_vocab_size": "--tgt-vocab-size",
+    "spm_type": "--spm-type",
+    "attention": "--attention",
+    "rnn": "--rnn",
+    "embedding_size": "--embedding-size",
+    "hidden_size": "--hidden-size",
+    "decoder_hidden_size": "--decoder-hidden-size",
+    "attention_size": "--attention-size",
+    "layers": "--layers",
+    "dropout": "--dropout",
+    "learning_rate": "--lr",
+    "lr_decay": "--lr-decay",
+    "batch_sentences": "--batch-size",
+    "batch_tokens": "--batch-tokens",
+    "clip": "--clip",
+    "epochs": "--epochs",
+    "max_steps": "--steps",
+    "max_time": "--max-time",
+    "patience": "--patience",
+    "eval_every": "--eval-every",
+    "max_length": "--max-length",
+    "seed": "--seed",
+    "threads": "--threads",
+}
+
+
+@contextlib.contextmanager
+def _flag_names() -> Iterator[None]:
+    """The one place where a library error's field name becomes the flag that sets it."""
+    try:
+        yield
+    except AttnvizError as err:
+        name = getattr(err, "field", None)
+        if name in FLAGS:
+            err.args = (re.sub(rf"\b{name}\b", FLAGS[name], str(err)),)
+        raise
