@@ -197,6 +197,7 @@ def _tidy(text: str) -> str:
     return _SPACE_BEFORE.sub(r"\1", text).strip()
 
 
+@register
 class VocabularyTokenizer(Tokenizer):
     """Words split on whitespace and looked up in a vocabulary list (id = position).
 
@@ -318,9 +319,7 @@ class VocabularyTokenizer(Tokenizer):
         return cls(spec.get("tokens"), **cls._options(spec))  # type: ignore[arg-type]
 
 
-register(VocabularyTokenizer)
-
-
+@register
 class SubwordNmtTokenizer(VocabularyTokenizer):
     """subword-nmt BPE (``@@`` joiners) over a vocabulary list; needs the subword-nmt package.
 
@@ -368,9 +367,7 @@ class SubwordNmtTokenizer(VocabularyTokenizer):
         return cls(spec.get("tokens"), codes=spec.get("codes"), **cls._options(spec))  # type: ignore[arg-type]
 
 
-register(SubwordNmtTokenizer)
-
-
+@register
 class SentencePieceVocabularyTokenizer(VocabularyTokenizer):
     """SentencePiece segmentation, with ids from a separate vocabulary list.
 
@@ -401,9 +398,6 @@ class SentencePieceVocabularyTokenizer(VocabularyTokenizer):
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> SentencePieceVocabularyTokenizer:
         return cls(spec.get("tokens"), model=spec.get("model", b""), **cls._options(spec))  # type: ignore[arg-type]
-
-
-register(SentencePieceVocabularyTokenizer)
 
 
 def _varint(data: bytes, position: int) -> tuple[int, int]:

@@ -518,3 +518,68 @@ def test_every_nbest_hypothesis_carries_its_own_attention(model):
             )
             compared += 1
     assert compared > 100 and any(len(group) == 5 for group in groups)
+
+
+# -- everything downstream works on imported models --------------------------------------
+
+
+def test_export_of_an_imported_model_round_trips(tmp_path):
+    """JSONL, Pharaoh and NPZ of a BPE model's 5-best with --words: read back, they are the
+    translator's own alignments, word rules included."""
+    from attnviz.export import Exporter, ExportOptions, read_jsonl, read_npz, read_pharaoh
+    from attnviz.options import DecodeOptions
+
+    t = translator("gru-luong-bpe")
+    sentences = [i["source"] for i in reference("gru-luong-bpe")["greedy"][:12]]
+    source = tmp_path / "input.txt"
+    source.write_text("\n".join(sentences) + "\n", encoding="utf-8")
+    decode = DecodeOptions(beam=5, nbest=2, words=True)
+    stats = Exporter(t, source, tmp_path / "out", ExportOptions(decode=decode, npz=True)).run()
+    assert stats.lines == 12
+    expected = t.translate_grouped(sentences, options=decode)
+    groups = list(read_jsonl(tmp_path / "out" / "alignments.jsonl"))
+    assert [list(g.alignments) for g in groups] == expected
+    assert all(a.word_rules == ("bpe", "bpe") and a.level == "words" for a in groups[0].alignments)
+    # one word per source word, unknown pieces (shown as <unk>) inside theirs
+    assert [len(g.best.src_tokens) - 1 for g in groups] == [len(s.split()) for s in sentences]
+    assert any("<unk>" in w for g in groups for w in g.best.src_tokens)
+    pharaoh = list(read_pharaoh(tmp_path / "out" / "alignments.pharaoh"))
+    assert pharaoh == [sorted(group[0].hard_links()) for group in expected]
+    arrays = dict(read_npz(tmp_path / "out" / "attention.npz"))
+    np.testing.assert_array_equal(arrays["3-1"], expected[3][1].weights)
+
+
+def test_heatmap_and_terminal_table_of_an_imported_model(tmp_path):
+    import io as text_io
+
+    from rich.console import Console
+
+    from attnviz.render.figure import render_figure
+    from attnviz.render.terminal import render_text
+
+    t = translator("gru-bahdanau-spm")
+    group = t.translate("nemo dumire sanopi velo", beam=5, nbest=2, words=True)
+    path = render_figure(group[1], tmp_path / "nbest-2.png", values=True)
+    assert path.read_bytes()[:4] == b"\x89PNG"
+    console = Console(file=text_io.StringIO(), width=120, color_system=None)
+    render_text(group, console)
+    shown = console.file.getvalue()
+    assert group[0].translation in shown and group[1].translation in shown
+    assert "dumire" in shown and "#2" in shown
+
+
+def test_readme_joeynmt_commands_name_models_the_importer_reads():
+    import re
+
+    readme = (FIXTURES.parent.parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### JoeyNMT", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```bash\n(.*?)```", section, flags=re.S).group(1)
+    root = FIXTURES.parent.parent.parent
+    paths = re.findall(r"(tests/peers/joeynmt/\S+)", block)
+    assert len(paths) >= 5
+    forms = set()
+    for path in paths:
+        target = root / path
+        assert find_importer(target) is joeynmt, path
+        forms.add("folder" if target.is_dir() else target.suffix)
+    assert forms == {"folder", ".yaml", ".ckpt"}
