@@ -35,3 +35,7 @@ class InputError(AttnvizError):
 
 class OutputError(AttnvizError):
     """An output path that cannot or must not be written."""
+
+
+class OutputExistsError(OutputError):
+    """An output file exists and the caller did not ask to replace it."""

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from attnviz.errors import AttnvizError, InputError, OutputError
+from attnviz.errors import AttnvizError, InputError, OutputError, OutputExistsError
 
 STDIN = "-"
 #: Lines longer than this are refused without being decoded or tokenized.
@@ -59,7 +59,7 @@ def check_output(path: Path, *, overwrite: bool = False) -> None:
             f"{path}: exists and is {describe_kind(info.st_mode)}; refusing to replace it"
         )
     if not overwrite:
-        raise OutputError(f"{path}: file exists; pass --force to replace it")
+        raise OutputExistsError(f"{path}: file exists; refusing to replace it")
 
 
 def atomic_write(
