@@ -489,6 +489,9 @@ def test_sentencepiece_models_can_be_given_for_pre_segmented_training_data(tmp_p
     alignments = Translator(checkpoint, "cpu", "float64").translate([i["source"] for i in items])
     assert [a.translation for a in alignments] == [i["translation"] for i in items]
     assert [a.tgt_tokens for a in alignments] == [i["tgt_tokens"] for i in items]
+    as_bytes = joeynmt.load(folder, src_spm=spm["src"].read_bytes(), tgt_spm=str(spm["trg"]))
+    assert as_bytes.src_tokenizer == checkpoint.src_tokenizer
+    assert "src SentencePiece model" in as_bytes.metadata["origin"]["files"]
     with pytest.raises(CheckpointError, match="subword-nmt BPE; a SentencePiece model"):
         joeynmt.load(FIXTURES / "gru-luong-bpe", src_spm=spm["src"])
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -181,11 +182,16 @@ class _Origin:
         self.mapping.append(line)
 
 
-def load(path: Path, *, src_spm: Path | None = None, tgt_spm: Path | None = None) -> Checkpoint:
+def load(
+    path: str | os.PathLike[str],
+    *,
+    src_spm: str | os.PathLike[str] | bytes | None = None,
+    tgt_spm: str | os.PathLike[str] | bytes | None = None,
+) -> Checkpoint:
     """The JoeyNMT model at ``path`` as an attnviz checkpoint.
 
-    ``src_spm``/``tgt_spm``: SentencePiece models to segment that side with, instead of what
-    the config names (for models trained on text segmented outside JoeyNMT).
+    ``src_spm``/``tgt_spm``: SentencePiece models (paths or bytes) to segment that side with,
+    instead of what the config names (for models trained on text segmented outside JoeyNMT).
     """
     from attnviz.checkpoint import Checkpoint
 
@@ -351,7 +357,7 @@ def _tokenizer(
     name: str,
     tokens: list[str],
     specials: dict[str, Any],
-    spm_override: Path | None,
+    spm_override: str | os.PathLike[str] | bytes | None,
     origin: _Origin,
 ) -> dict[str, Any]:
     """The tokenizer spec of one side (see attnviz.tokenizer's vocabulary kinds)."""
@@ -380,8 +386,12 @@ def _tokenizer(
                 f"{config_path}: data.{name} uses subword-nmt BPE; a SentencePiece model "
                 "cannot replace it"
             )
-        model = origin.read_bytes(Path(spm_override))
-        origin.note(f"{name} tokenizer: SentencePiece {Path(spm_override).name} (given)")
+        if isinstance(spm_override, bytes):
+            model, shown = spm_override, "given as bytes"
+            origin.files[f"{name} SentencePiece model"] = hashlib.sha256(model).hexdigest()
+        else:
+            model, shown = origin.read_bytes(Path(spm_override)), Path(spm_override).name
+        origin.note(f"{name} tokenizer: SentencePiece {shown} (given)")
         return {
             "kind": "sentencepiece_vocabulary",
             "model": restrict_sentencepiece(model, tokens),
