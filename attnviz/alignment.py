@@ -19,35 +19,48 @@ if TYPE_CHECKING:
     from attnviz.eval import Diagnostics
 
 WORD_START = "\u2581"  # SentencePiece's "▁": a piece that starts a new word
+BPE_JOINER = "@@"  # subword-nmt: a piece ending in "@@" continues into the next one
 NON_WORDS = frozenset({"</s>", "<s>", "<pad>"})  # left out of hard links; <unk> is a word
 LEVELS = ("pieces", "words")
+#: How pieces group into words: ``sentencepiece`` (a piece starting with ▁ opens a word),
+#: ``bpe`` (a piece ending in @@ joins the next one), ``whitespace`` (every token is a word).
+WORD_RULES = ("sentencepiece", "bpe", "whitespace")
+DEFAULT_WORD_RULES = ("sentencepiece", "sentencepiece")
 
 
-def word_starts(tokens: list[str]) -> list[int]:
-    """Index of the first piece of each word (see :func:`word_groups`).
+def _opens_word(tokens: list[str], index: int, rule: str) -> bool:
+    token = tokens[index]
+    if index == 0 or token in NON_WORDS or tokens[index - 1] in NON_WORDS:
+        return True
+    if rule == "sentencepiece":
+        return token[:1] == WORD_START
+    if rule == "bpe":
+        return not tokens[index - 1].endswith(BPE_JOINER)
+    return True
+
+
+def word_starts(tokens: list[str], rule: str = "sentencepiece") -> list[int]:
+    """Index of the first piece of each word under ``rule`` (see :func:`word_groups`).
 
     >>> word_starts(["▁the", "▁hou", "se", "▁caf", "<unk>", "</s>"])
     [0, 1, 3, 5]
     """
-    starts = []
-    after_special = True  # the first token opens a word
-    for index, token in enumerate(tokens):
-        special = token in NON_WORDS
-        if after_special or special or token[:1] == WORD_START:
-            starts.append(index)
-        after_special = special
-    return starts
+    if rule not in WORD_RULES:
+        raise ValueError(f"word rule must be one of {', '.join(WORD_RULES)}, not {rule!r}")
+    return [index for index in range(len(tokens)) if _opens_word(tokens, index, rule)]
 
 
-def word_groups(tokens: list[str]) -> list[list[int]]:
-    """Group piece indices into words: a piece starting with ▁ opens one; ``</s>`` stands alone.
+def word_groups(tokens: list[str], rule: str = "sentencepiece") -> list[list[int]]:
+    """Group piece indices into words by ``rule`` (see WORD_RULES); ``</s>`` stands alone.
 
     ``<unk>`` continues the current word, as the piece it replaces would have.
 
     >>> word_groups(["▁the", "▁hou", "se", "▁caf", "<unk>", "</s>"])
     [[0], [1, 2], [3, 4], [5]]
+    >>> word_groups(["the", "hou@@", "se", "caf@@", "<unk>", "</s>"], "bpe")
+    [[0], [1, 2], [3, 4], [5]]
     """
-    starts = word_starts(tokens)
+    starts = word_starts(tokens, rule)
     return [list(range(a, b)) for a, b in zip(starts, [*starts[1:], len(tokens)], strict=True)]
 
 
@@ -212,7 +225,11 @@ def _merge_stack(items: list[tuple[np.ndarray, list[int], list[int]]]) -> list[n
     ]
 
 
-def _join_pieces(tokens: list[str]) -> str:
+def _join_pieces(tokens: list[str], rule: str = "sentencepiece") -> str:
+    if rule == "bpe":
+        return "".join(t[: -len(BPE_JOINER)] if t.endswith(BPE_JOINER) else t for t in tokens)
+    if rule == "whitespace":
+        return " ".join(tokens)
     return "".join(tokens).replace(WORD_START, "")
 
 
@@ -223,6 +240,8 @@ class Alignment:
     weights: [T, S] attention weights, each row sums to 1 over real source tokens.
     scores: [T, S] raw pre-softmax energies.
     token_logprobs: [T] log-probability of each target token.
+    word_rules: how source and target pieces group into words (see WORD_RULES), from the
+    model's tokenizers.
     """
 
     source: str
@@ -236,6 +255,7 @@ class Alignment:
     rank: int = 0
     level: str = "pieces"
     meta: dict[str, Any] = field(default_factory=dict)
+    word_rules: tuple[str, str] = DEFAULT_WORD_RULES
 
     def __post_init__(self) -> None:
         weights = np.asarray(self.weights, dtype=np.float32)
@@ -251,6 +271,12 @@ class Alignment:
             raise ValueError(f"token_logprobs {logprobs.shape} must be [T] = ({shape[0]},)")
         if self.level not in LEVELS:
             raise ValueError(f"level must be one of {', '.join(LEVELS)}, not {self.level!r}")
+        rules = tuple(self.word_rules)
+        if len(rules) != 2 or any(rule not in WORD_RULES for rule in rules):
+            raise ValueError(
+                f"word_rules must be two of {', '.join(WORD_RULES)}, not {self.word_rules!r}"
+            )
+        object.__setattr__(self, "word_rules", rules)
         object.__setattr__(self, "weights", weights)
         object.__setattr__(self, "scores", scores)
         object.__setattr__(self, "token_logprobs", logprobs)
@@ -292,6 +318,7 @@ class Alignment:
             and self.rank == other.rank
             and self.level == other.level
             and self.meta == other.meta
+            and self.word_rules == other.word_rules
         )
 
     __hash__ = None  # type: ignore[assignment]
@@ -325,7 +352,7 @@ class Alignment:
     # -- word level -------------------------------------------------------------------------
 
     def to_words(self) -> Alignment:
-        """Merge SentencePiece pieces into words.
+        """Merge subword pieces into words, by each side's word rule.
 
         Source pieces of a word are summed (weights) and target pieces averaged, then rows
         renormalised; raw scores are averaged on both sides. Log-probs of a target word's
@@ -341,8 +368,11 @@ class Alignment:
                 rank=self.rank,
                 level="words",
                 meta=dict(self.meta),
+                word_rules=self.word_rules,
             )
-        src_starts, tgt_starts = word_starts(self.src_tokens), word_starts(self.tgt_tokens)
+        src_rule, tgt_rule = self.word_rules
+        src_starts = word_starts(self.src_tokens, src_rule)
+        tgt_starts = word_starts(self.tgt_tokens, tgt_rule)
         n_tgt, n_src = self.shape
         weights = merge_word_weights(self.weights, src_starts, tgt_starts)  # [Tw, Sw]
         src_counts = np.diff(np.asarray(src_starts), append=n_src).astype(np.float32)
@@ -350,13 +380,17 @@ class Alignment:
         scores = _group_sums(self.scores, src_starts, n_src, axis=1) / src_counts  # [T, Sw]
         scores = _group_sums(scores, tgt_starts, n_tgt, axis=0) / tgt_counts[:, None]
         logprobs = _group_sums(self.token_logprobs[None, :], tgt_starts, n_tgt, axis=1)[0]
-        src_groups = word_groups(self.src_tokens)
-        tgt_groups = word_groups(self.tgt_tokens)
+        src_groups = word_groups(self.src_tokens, src_rule)
+        tgt_groups = word_groups(self.tgt_tokens, tgt_rule)
         return Alignment(
             source=self.source,
             translation=self.translation,
-            src_tokens=[_join_pieces([self.src_tokens[i] for i in g]) for g in src_groups],
-            tgt_tokens=[_join_pieces([self.tgt_tokens[i] for i in g]) for g in tgt_groups],
+            src_tokens=[
+                _join_pieces([self.src_tokens[i] for i in g], src_rule) for g in src_groups
+            ],
+            tgt_tokens=[
+                _join_pieces([self.tgt_tokens[i] for i in g], tgt_rule) for g in tgt_groups
+            ],
             weights=weights,
             scores=scores,
             token_logprobs=logprobs,
@@ -364,6 +398,7 @@ class Alignment:
             rank=self.rank,
             level="words",
             meta=dict(self.meta),
+            word_rules=self.word_rules,
         )
 
     # -- serialisation ----------------------------------------------------------------------
@@ -373,6 +408,7 @@ class Alignment:
 
         ``alignment`` holds the hard links by ``links`` (see :meth:`hard_links`); with
         ``diagnostics`` the record also carries :meth:`diagnostics` (ignored when read back).
+        ``word_rules`` is written only when it is not SentencePiece's on both sides.
         """
         record: dict[str, Any] = {
             "source": self.source,
@@ -389,6 +425,8 @@ class Alignment:
         }
         if diagnostics:
             record["diagnostics"] = self.diagnostics().to_dict()
+        if self.word_rules != DEFAULT_WORD_RULES:
+            record["word_rules"] = list(self.word_rules)
         for key, value in self.meta.items():
             record.setdefault(key, value)
         return record
@@ -409,6 +447,7 @@ class Alignment:
             "rank",
             "level",
             "diagnostics",
+            "word_rules",
         }
         required = ["source", "translation", "src_tokens", "tgt_tokens", "attention"]
         missing = [key for key in required if key not in record]
@@ -440,6 +479,7 @@ class Alignment:
             rank=int(record.get("rank", 0)),
             level=str(record.get("level", "pieces")),
             meta={k: v for k, v in record.items() if k not in known},
+            word_rules=_word_rules(record.get("word_rules", DEFAULT_WORD_RULES)),
         )
 
     def to_json(self, *, links: str = "argmax", diagnostics: bool = False) -> str:
@@ -452,6 +492,12 @@ class Alignment:
     @classmethod
     def from_json(cls, line: str) -> Alignment:
         return cls.from_dict(json.loads(line))
+
+
+def _word_rules(value: Any) -> tuple[str, str]:
+    if not isinstance(value, list | tuple) or len(value) != 2:
+        raise ValueError("word_rules must be a list of two word rules")
+    return (str(value[0]), str(value[1]))
 
 
 def _json_float(value: float) -> float | None:

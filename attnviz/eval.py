@@ -814,7 +814,11 @@ def _word_matrices(alignments: list[Alignment]) -> list[_WordMatrix]:
         if alignment.level == "words" or not src_tokens or not tgt_tokens:
             firsts.append((src_tokens, tgt_tokens))
             continue
-        src_starts, tgt_starts = word_starts(src_tokens), word_starts(tgt_tokens)
+        src_rule, tgt_rule = alignment.word_rules
+        src_starts, tgt_starts = (
+            word_starts(src_tokens, src_rule),
+            word_starts(tgt_tokens, tgt_rule),
+        )
         to_merge.append((alignment.weights, src_starts, tgt_starts))
         # a special token is a word alone: a word's first piece says whether it is one
         firsts.append(([src_tokens[k] for k in src_starts], [tgt_tokens[k] for k in tgt_starts]))
