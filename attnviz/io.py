@@ -26,7 +26,9 @@ MAX_LINE_BYTES = 1 << 20
 
 
 def describe_kind(mode: int) -> str:
-    """A phrase for a file type that is not a regular file."""
+    """A phrase for a file type, e.g. "a named pipe"."""
+    if stat.S_ISREG(mode):
+        return "a regular file"
     if stat.S_ISDIR(mode):
         return "a folder"
     if stat.S_ISLNK(mode):
@@ -37,7 +39,7 @@ def describe_kind(mode: int) -> str:
         return "a device"
     if stat.S_ISSOCK(mode):
         return "a socket"
-    return "not a regular file"
+    return "of an unknown kind"
 
 
 def check_output(path: Path, *, overwrite: bool = False) -> None:
