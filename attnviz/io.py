@@ -25,6 +25,15 @@ STDIN = "-"
 MAX_LINE_BYTES = 1 << 20
 
 
+def expand_user(path: str | os.PathLike[str]) -> Path:
+    """``path`` with a leading ``~`` or ``~user`` expanded; unchanged when there is no such
+    home folder (pathlib raises RuntimeError there), so that the caller reports it missing."""
+    try:
+        return Path(path).expanduser()
+    except RuntimeError:
+        return Path(path)
+
+
 def describe_kind(mode: int) -> str:
     """A phrase for a file type, e.g. "a named pipe"."""
     if stat.S_ISREG(mode):
