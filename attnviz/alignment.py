@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from attnviz.errors import RecordError, UsageError
+
 if TYPE_CHECKING:
     from attnviz.eval import Diagnostics
 
@@ -433,7 +435,19 @@ class Alignment:
 
     @classmethod
     def from_dict(cls, record: dict[str, Any]) -> Alignment:
-        """Inverse of :meth:`to_dict`. Raises ValueError naming what is missing or wrong."""
+        """Inverse of :meth:`to_dict`. Raises RecordError (a ValueError) naming what is missing
+        or wrong, UsageError for a record that is not a dict."""
+        if not isinstance(record, dict):
+            raise UsageError(f"an alignment record must be a dict, not {type(record).__name__}")
+        try:
+            return cls._from_record(record)
+        except RecordError:
+            raise
+        except (ValueError, TypeError, OverflowError) as err:
+            raise RecordError(str(err)) from err
+
+    @classmethod
+    def _from_record(cls, record: dict[str, Any]) -> Alignment:
         known = {
             "source",
             "translation",
@@ -476,7 +490,7 @@ class Alignment:
                 else np.zeros(shape[0], np.float32)
             ),
             score=_from_json_float(record.get("score", 0.0)),
-            rank=int(record.get("rank", 0)),
+            rank=_rank(record.get("rank", 0)),
             level=str(record.get("level", "pieces")),
             meta={k: v for k, v in record.items() if k not in known},
             word_rules=_word_rules(record.get("word_rules", DEFAULT_WORD_RULES)),
@@ -491,7 +505,20 @@ class Alignment:
 
     @classmethod
     def from_json(cls, line: str) -> Alignment:
-        return cls.from_dict(json.loads(line))
+        """Inverse of :meth:`to_json`; errors as for :meth:`from_dict`."""
+        if not isinstance(line, str | bytes | bytearray):
+            raise UsageError(f"an alignment record must be text (JSON), not {type(line).__name__}")
+        try:
+            record = json.loads(line)
+        except RecursionError:
+            raise RecordError("not a JSON alignment record (nested too deeply)") from None
+        except ValueError as err:  # JSONDecodeError, or an integer too long to convert
+            reason = err.msg if isinstance(err, json.JSONDecodeError) else str(err).split(":")[0]
+            raise RecordError(f"not JSON ({reason})") from err
+        if not isinstance(record, dict):
+            kind = type(record).__name__
+            raise RecordError(f"an alignment record must be a dict (a JSON object), not {kind}")
+        return cls.from_dict(record)
 
 
 def _word_rules(value: Any) -> tuple[str, str]:
@@ -508,11 +535,18 @@ def _from_json_float(value: Any) -> float:
     return math.nan if value is None else float(value)
 
 
+def _rank(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise RecordError(f"rank must be a whole number from 0, not {value!r:.40}")
+    return value
+
+
 def _matrix(rows: Any, shape: tuple[int, int], name: str) -> np.ndarray:
     if shape[0] == 0:
         return np.zeros(shape, np.float32)
     try:
-        matrix = np.asarray(rows, dtype=np.float32)
+        with np.errstate(over="ignore"):  # beyond float32's range: inf, shown as such
+            matrix = np.asarray(rows, dtype=np.float32)
     except (TypeError, ValueError) as err:
         raise ValueError(f"{name} is not a numeric T×S matrix") from err
     if matrix.shape != shape:

@@ -384,10 +384,11 @@ def check_weights(
             )
         if value.device.type == "meta":
             raise CheckpointError(f"{name}: weight {key} holds no data (a meta tensor)")
-        if not value.dtype.is_floating_point:
+        if value.dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
+            # float8 types are floating point too, but torch cannot compute with them
             raise CheckpointError(
                 f"{name}: weight {key} has dtype {str(value.dtype).removeprefix('torch.')}; "
-                "weights must be real floating point"
+                "weights must be real floating point (float16, bfloat16, float32 or float64)"
             )
         if values and not bool(torch.isfinite(value).all()):
             raise CheckpointError(f"{name}: weight {key} holds NaN or infinite values")
