@@ -165,6 +165,9 @@ def eval_command(
             if reverse_model is not None:
                 raise UsageError("--reverse-model needs --model (and one TSV file of pairs)")
             passes = _record_passes(inputs, methods, settings)
+        if golds is not None and len(passes) > 1:
+            gold_list = list(golds())  # read once: several passes, and the file may be a pipe
+            golds = lambda: gold_list  # noqa: E731
         rows = _run(passes, golds)
         if as_json:
             _print_json(rows, gold, method, sort)
