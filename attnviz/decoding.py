@@ -7,6 +7,9 @@ sentence, a list of :class:`Hypothesis` (best first) whose ``weights``/``scores`
 A sentence's result never depends on the other sentences of its batch: the encoder packs
 padding away, attention masks it, and the output length limit is per sentence.
 
+How hypotheses are searched and scored follows the model's :class:`SearchRules` (attnviz's
+own by default; an imported model's toolkit's otherwise).
+
 The loops stay on the device: per step they read back one number (how many sentences are
 done), sentences that are done leave the batch, and everything recorded goes to the host
 once, after the last step.
@@ -15,6 +18,7 @@ once, after the last step.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,16 +27,111 @@ import torch
 import torch.nn.functional as F
 
 from attnviz.attention import AdditiveAttention, DotAttention, GeneralAttention
+from attnviz.errors import ConfigError, UsageError
 from attnviz.model import DecoderState, ModelConfig, Seq2Seq, pad_batch
 from attnviz.options import DEFAULT_LENGTH_PENALTY
 
 #: Drop finished rows from the batch once at least this share of them is done.
 COMPACT_SHARE = 0.25
 
+BEAM_STOPS = ("beam_full", "all_slots_ended", "best_ended")
+LENGTH_NORMS = ("average", "gnmt")
+
+
+@dataclass(frozen=True)
+class SearchRules:
+    """How a model searches and scores hypotheses; stored with the model, not chosen per call.
+
+    attnviz's own models use the defaults. An imported model carries its toolkit's rules, so
+    that its greedy and beam translations are exactly the toolkit's.
+
+    - Output limit (target tokens, ``</s>`` included) for a source of N encoder tokens:
+      ``min(max_length_cap, int(max_length_ratio * N + max_length_offset))``, at least 1
+      (ratio 0 makes it a fixed limit).
+    - ``min_length``: ``</s>`` is not allowed before this many tokens; ``forbidden``: token
+      ids never generated.
+    - A hypothesis of T tokens scores, with ``length_norm`` ``"average"``,
+      ``sum(log-probs) / (T + length_offset) ** penalty``; with ``"gnmt"``,
+      ``sum(log-probs) / ((5 + T) / 6) ** penalty`` (the plain sum when penalty is 0).
+      ``length_penalty`` is the penalty used when DecodeOptions leaves it unset.
+    - ``beam_stop``, with beam size K: ``beam_full``: each step looks at the 2K best
+      candidates; ended ones leave the beam until K have ended, which stops the sentence
+      (attnviz); ``all_slots_ended``: each step keeps the K best candidates, ended ones
+      included (they keep their slot and are extended further); a slot that has once held
+      an ended hypothesis stays marked, and the sentence stops when all K are (JoeyNMT 2);
+      ``best_ended``: each step looks at the K best candidates; every ended one is set
+      aside (no cap on their number) and its slot is dead; the sentence stops once the best
+      candidate of a step has ended and at least ``nbest`` have, so asking for more
+      hypotheses can change the best one (OpenNMT-py).
+    """
+
+    max_length_ratio: float = 2.0
+    max_length_offset: float = 10.0
+    max_length_cap: int | None = None
+    length_offset: int = 0
+    beam_stop: str = "beam_full"
+    min_length: int = 0
+    forbidden: tuple[int, ...] = ()
+    length_norm: str = "average"
+    length_penalty: float = DEFAULT_LENGTH_PENALTY
+
+    def __post_init__(self) -> None:
+        if self.beam_stop not in BEAM_STOPS:
+            raise ConfigError(
+                f"unknown beam_stop {self.beam_stop!r}; valid: {', '.join(BEAM_STOPS)}"
+            )
+        if self.length_norm not in LENGTH_NORMS:
+            raise ConfigError(
+                f"unknown length_norm {self.length_norm!r}; valid: {', '.join(LENGTH_NORMS)}"
+            )
+        for name in ("max_length_ratio", "max_length_offset", "length_penalty"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ConfigError(f"{name} must be a number, not {value!r}")
+            if not math.isfinite(value) or value < 0:
+                raise ConfigError(f"{name} must be at least 0, not {value}")
+        for name in ("length_offset", "min_length"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(f"{name} must be a whole number >= 0, not {value!r}")
+        cap = self.max_length_cap
+        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+            raise ConfigError(f"max_length_cap must be a whole number >= 1, not {cap!r}")
+        forbidden = self.forbidden
+        if not isinstance(forbidden, tuple | list) or not all(
+            isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in forbidden
+        ):
+            raise ConfigError("forbidden must be a list of token ids")
+        object.__setattr__(self, "forbidden", tuple(forbidden))
+
+    def max_output_length(self, source_length: int) -> int:
+        """Most target tokens (EOS included) for a source of ``source_length`` tokens."""
+        limit = max(1, int(self.max_length_ratio * source_length + self.max_length_offset))
+        return limit if self.max_length_cap is None else min(limit, self.max_length_cap)
+
+    def to_dict(self) -> dict[str, Any]:
+        values = dataclasses.asdict(self)
+        values["forbidden"] = list(self.forbidden)
+        return values
+
+    @classmethod
+    def from_dict(cls, values: Any) -> SearchRules:
+        """Rebuild stored rules; unknown or bad fields are a ConfigError."""
+        if not isinstance(values, dict):
+            raise ConfigError("search rules must be a dict")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(str(k) for k in set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown search rules: {', '.join(unknown)}")
+        return cls(**values)
+
+
+ATTNVIZ_RULES = SearchRules()
+
 
 def max_output_length(source_length: int) -> int:
-    """Upper bound on target tokens (EOS included): scales with the source."""
-    return 2 * source_length + 10
+    """Upper bound on target tokens (EOS included) under attnviz's own rules."""
+    return ATTNVIZ_RULES.max_output_length(source_length)
 
 
 @dataclass
@@ -43,17 +142,52 @@ class Hypothesis:
     token_logprobs: np.ndarray  # [T]
     score: float  # sum of log-probs / T ** length_penalty
     rank: int = 0
+    topk_ids: np.ndarray | None = None  # [T, K] the K most likely next tokens at each step
+    topk_logprobs: np.ndarray | None = None  # [T, K] their log-probabilities, best first
 
 
-def normalized_score(logprob_sum: float, length: int, length_penalty: float) -> float:
-    return logprob_sum / max(length, 1) ** length_penalty
+def normalized_score(
+    logprob_sum: float, length: int, length_penalty: float, rules: SearchRules | None = None
+) -> float:
+    """The score of a hypothesis of ``length`` tokens, as ``rules.length_norm`` says."""
+    rules = rules or ATTNVIZ_RULES
+    if rules.length_norm == "gnmt":
+        if length_penalty <= 0:
+            return logprob_sum
+        return logprob_sum / ((5.0 + length) / 6.0) ** length_penalty
+    return logprob_sum / max(length + rules.length_offset, 1) ** length_penalty
 
 
-def _length_limits(lengths: torch.Tensor, max_length: int | None) -> list[int]:
-    limits = [max_output_length(int(n)) for n in lengths.tolist()]
+def _length_limits(
+    lengths: torch.Tensor,
+    max_length: int | None,
+    rules: SearchRules,
+    prefixes: list[list[int]] | None = None,
+) -> list[int]:
+    """Per sentence, the most target tokens; a forced prefix always fits, plus one free step."""
+    limits = [rules.max_output_length(int(n)) for n in lengths.tolist()]
     if max_length is not None:
         limits = [min(limit, max_length) for limit in limits]
+    if prefixes is not None:
+        limits = [max(limit, len(p) + 1) for limit, p in zip(limits, prefixes, strict=True)]
     return limits
+
+
+def _check_prefixes(prefixes: list[list[int]] | None, batch: int) -> None:
+    if prefixes is not None and len(prefixes) != batch:
+        raise ValueError(f"{len(prefixes)} prefixes for {batch} sentences")
+
+
+def _restrict(logprobs: torch.Tensor, rules: SearchRules, step: int, eos_id: int) -> torch.Tensor:
+    """Log-probs [*, V] with the tokens the rules do not allow at ``step`` set to -inf."""
+    banned = [i for i in rules.forbidden if i < logprobs.size(-1)]
+    if step < rules.min_length:
+        banned.append(eos_id)
+    if not banned:
+        return logprobs
+    restricted = logprobs.clone()
+    restricted[:, banned] = float("-inf")
+    return restricted
 
 
 # -- the decoder step for inference -----------------------------------------------------------
@@ -79,6 +213,9 @@ _FAST_FIELDS = frozenset(
         "attn_out_bias",
         "attn_out_tanh",
         "src_eos",
+        "output_bias",
+        "decoder_init",
+        "tgt_embedding_size",
         "pad_id",
         "unk_id",
         "bos_id",
@@ -349,6 +486,31 @@ def _index_state(state: DecoderState, index: torch.Tensor) -> DecoderState:
 # -- greedy -----------------------------------------------------------------------------------
 
 
+class _Recorder:
+    """Per step, tensors of the rows that ran (all of them, in order, until the batch first
+    shrinks); :meth:`stacked` puts them back in the full batch, ``[B, T, ...]``, once."""
+
+    def __init__(self, batch: int, device: torch.device) -> None:
+        self.batch = batch
+        self.device = device
+        self.ran: list[torch.Tensor | None] = []  # per step: the rows (None: all, in order)
+        self.steps: list[tuple[torch.Tensor, ...]] = []
+
+    def add(self, rows: torch.Tensor | None, *values: torch.Tensor) -> None:
+        self.ran.append(rows)
+        self.steps.append(values)
+
+    def stacked(self, kind: int, fill: float | int) -> torch.Tensor:
+        values = [step[kind] for step in self.steps]
+        if all(rows is None for rows in self.ran):
+            return torch.stack(values, dim=1)  # [B, T, ...]
+        first = values[0]
+        out = first.new_full((self.batch, len(values), *first.shape[1:]), fill)
+        for t, (rows, value) in enumerate(zip(self.ran, values, strict=True)):
+            out[slice(None) if rows is None else rows, t] = value
+        return out
+
+
 @torch.inference_mode()
 def greedy_decode(
     model: Seq2Seq,
@@ -357,34 +519,49 @@ def greedy_decode(
     *,
     max_length: int | None = None,
     length_penalty: float = DEFAULT_LENGTH_PENALTY,
+    rules: SearchRules = ATTNVIZ_RULES,
+    prefixes: list[list[int]] | None = None,
+    topk: int = 0,
 ) -> list[list[Hypothesis]]:
-    """Argmax at every step, the whole batch at once."""
+    """Argmax at every step (over the tokens the rules allow), the whole batch at once.
+
+    ``prefixes`` (target ids, one list per sentence) are forced first; ``topk`` records the
+    ``topk`` most likely next tokens at every step.
+    """
     config = model.config
-    step = _step_function(model)
+    eos = config.eos_id
+    batch = src.size(0)
     device = src.device
+    _check_prefixes(prefixes, batch)
+    step = _step_function(model)
     keys, projected, mask, state = model.encode(src, lengths)
     projected = step.prepare_keys(projected)
     padding = ~mask
-    batch = src.size(0)
-    limits = _length_limits(lengths, max_length)
+    limits = _length_limits(lengths, max_length, rules, prefixes)
     limit_tensor = torch.tensor(limits, device=device)
+    forced = forced_lengths = None
+    if prefixes is not None:
+        forced, forced_lengths = pad_batch(prefixes, config.pad_id, device)  # [B, P]
+        forced_lengths = forced_lengths.to(device)
     prev = torch.full((batch,), config.bos_id, dtype=torch.long, device=device)
     finished = torch.zeros(batch, dtype=torch.bool, device=device)
     rows = torch.arange(batch, device=device)  # original sentence of each row
-    # per step: the rows that ran (None: all of them, in order) and what they produced
-    ran: list[torch.Tensor | None] = []
-    tokens, weights, scores, logprobs = [], [], [], []
-    compacted = False
+    record = _Recorder(batch, device)
+    shrunk = False
     for t in range(max(limits)):
         logits, state, step_weights, step_scores = step(prev, state, keys, projected, padding)
-        step_logprobs = torch.log_softmax(logits.float(), dim=-1)  # [B, V]
-        best_logprob, best = step_logprobs.max(dim=-1)  # [B]
-        ran.append(rows if compacted else None)
-        tokens.append(best)
-        weights.append(step_weights)
-        scores.append(step_scores)
-        logprobs.append(best_logprob)
-        finished = finished | (best == config.eos_id) | (limit_tensor <= t + 1)
+        step_logprobs = torch.log_softmax(logits.float(), dim=-1)  # [R, V]
+        allowed = _restrict(step_logprobs, rules, t, eos)
+        if allowed is step_logprobs and forced is None:
+            best_logprob, best = step_logprobs.max(dim=-1)  # [R]
+        else:
+            best = allowed.argmax(dim=-1)  # [R]
+            if forced is not None and t < forced.size(1):
+                best = torch.where(t < forced_lengths, forced[:, t], best)
+            best_logprob = step_logprobs.gather(1, best.unsqueeze(1)).squeeze(1)  # [R]
+        extra = step_logprobs.topk(min(topk, step_logprobs.size(-1)), dim=-1) if topk else ()
+        record.add(rows if shrunk else None, best, step_weights, step_scores, best_logprob, *extra)
+        finished = finished | (best == eos) | (limit_tensor <= t + 1)
         prev = best
         done = int(finished.sum())  # the one read-back per step
         if done == finished.numel():
@@ -394,34 +571,20 @@ def greedy_decode(
             rows, prev, finished = rows[going], prev[going], finished[going]
             keys, projected, padding = keys[going], projected[going], padding[going]
             limit_tensor = limit_tensor[going]
+            if forced is not None:
+                forced, forced_lengths = forced[going], forced_lengths[going]
             state = _index_state(state, going)
-            compacted = True
+            shrunk = True
 
-    steps = len(tokens)
-    width = src.size(1)
-    if not compacted:
-        all_tokens = torch.stack(tokens, dim=1)  # [B, T]
-        all_weights = torch.stack(weights, dim=1)  # [B, T, N]
-        all_scores = torch.stack(scores, dim=1)
-        all_logprobs = torch.stack(logprobs, dim=1)  # [B, T]
-    else:  # rows that left early keep EOS/zeros after their end, which is cut off below
-        all_tokens = torch.full((batch, steps), config.eos_id, dtype=torch.long, device=device)
-        all_weights = weights[0].new_zeros(batch, steps, width)
-        all_scores = scores[0].new_zeros(batch, steps, width)
-        all_logprobs = logprobs[0].new_zeros(batch, steps)
-        for t, (who, tok, w, s, lp) in enumerate(
-            zip(ran, tokens, weights, scores, logprobs, strict=True)
-        ):
-            index = slice(None) if who is None else who
-            all_tokens[index, t] = tok
-            all_weights[index, t] = w
-            all_scores[index, t] = s
-            all_logprobs[index, t] = lp
-    tokens_np = all_tokens.cpu().numpy()
-    weights_np = all_weights.float().cpu().numpy()
-    scores_np = all_scores.float().cpu().numpy()
-    logprobs_np = all_logprobs.float().cpu().numpy()
-    stops = _stops(tokens_np, config.eos_id, np.asarray(limits))
+    # rows that left early keep EOS/zeros after their end, which is cut off below
+    tokens_np = record.stacked(0, eos).cpu().numpy()  # [B, T]
+    weights_np = record.stacked(1, 0).float().cpu().numpy()  # [B, T, N]
+    scores_np = record.stacked(2, 0).float().cpu().numpy()
+    logprobs_np = record.stacked(3, 0).float().cpu().numpy()  # [B, T]
+    if topk:
+        topk_values = record.stacked(4, 0).float().cpu().numpy()  # [B, T, K]
+        topk_ids = record.stacked(5, 0).cpu().numpy()
+    stops = _stops(tokens_np, eos, np.asarray(limits))
     results = []
     for b, length in enumerate(lengths.tolist()):
         stop = int(stops[b])
@@ -433,7 +596,9 @@ def greedy_decode(
                     weights=weights_np[b, :stop, :length],
                     scores=scores_np[b, :stop, :length],
                     token_logprobs=lp,
-                    score=normalized_score(float(lp.sum()), stop, length_penalty),
+                    score=normalized_score(float(lp.sum()), stop, length_penalty, rules),
+                    topk_ids=topk_ids[b, :stop] if topk else None,
+                    topk_logprobs=topk_values[b, :stop] if topk else None,
                 )
             ]
         )
@@ -460,20 +625,40 @@ def beam_decode(
     nbest: int = 1,
     max_length: int | None = None,
     length_penalty: float = DEFAULT_LENGTH_PENALTY,
+    rules: SearchRules = ATTNVIZ_RULES,
+    prefixes: list[list[int]] | None = None,
+    topk: int = 0,
 ) -> list[list[Hypothesis]]:
     """Beam search over the batch; each hypothesis's attention is rebuilt by back-pointers.
 
-    Each step looks at the 2K best extensions of a sentence's K beams in order: one that ends
-    (EOS, or the length limit) is set aside while fewer than K have ended, the others fill
+    Each step reads the best extensions of a sentence's K beams in order (2K of them; K with
+    ``best_ended``): one that ends (EOS, or the length limit) is set aside, the others fill
     the K beams of the next step. A sentence stops once it holds ``beam_size`` finished
-    hypotheses or reaches its length limit; the ``nbest`` best by length-normalised score are
-    returned.
+    hypotheses (or as ``rules.beam_stop`` says) or reaches its length limit; the ``nbest``
+    best by length-normalised score are returned. Models whose rules name another toolkit's
+    beam are searched as that toolkit does (without prefixes or top-k). While a sentence is
+    inside its ``prefixes`` entry, its beam may only extend the prefix; then search is free.
+    ``topk`` records the most likely next tokens of every hypothesis at every step.
     """
     if not 1 <= nbest <= beam_size:  # DecodeOptions checks this for users
         raise ValueError(f"need 1 <= nbest ({nbest}) <= beam_size ({beam_size})")
+    _check_prefixes(prefixes, src.size(0))
+    limits = _length_limits(lengths, max_length, rules, prefixes)
+    if rules.beam_stop == "all_slots_ended":
+        if prefixes is not None or topk:
+            raise UsageError(
+                "a target prefix or top-k needs attnviz's beam search; this model searches "
+                "as its toolkit does: use greedy decoding (beam 1) for them"
+            )
+        return _beam_decode_joeynmt(
+            model, src, lengths, beam_size, nbest, limits, length_penalty, rules
+        )
     config = model.config
+    eos = config.eos_id
     step = _step_function(model)
     k = beam_size
+    best_ended = rules.beam_stop == "best_ended"
+    width = k if best_ended else 2 * k  # candidates read per step
     batch = src.size(0)
     device = src.device
     keys, projected, mask, state = model.encode(src, lengths)
@@ -483,8 +668,11 @@ def beam_decode(
     if not step.grouped:  # one key row per beam
         keys, projected, padding = keys[expand], projected[expand], padding[expand]
     state = _index_state(state, expand)
-    limits = _length_limits(lengths, max_length)
     limit_tensor = torch.tensor(limits, device=device)
+    forced = forced_lengths = None
+    if prefixes is not None:
+        forced, forced_lengths = pad_batch(prefixes, config.pad_id, device)  # [B, P]
+        forced_lengths = forced_lengths.to(device)
 
     cumulative = torch.full((batch, k), float("-inf"), device=device)
     cumulative[:, 0] = 0.0  # only the first beam is alive at the start
@@ -499,32 +687,39 @@ def beam_decode(
         logits, state, weights, scores = step(prev, state, keys, projected, padding)
         logprobs = torch.log_softmax(logits.float(), dim=-1)  # [R*K, V]
         vocab = logprobs.size(-1)
-        candidates = cumulative.view(-1, 1) + logprobs  # [R*K, V]
+        candidates = cumulative.view(-1, 1) + _restrict(logprobs, rules, t, eos)  # [R*K, V]
+        if forced is not None and t < forced.size(1):
+            candidates = _force_prefix(candidates.view(rows, k, vocab), forced, forced_lengths, t)
         top_scores, top_index = candidates.view(rows, k * vocab).topk(
-            min(2 * k, k * vocab), dim=1
+            min(width, k * vocab), dim=1
         )  # [R, C], best first
         top_beam = top_index // vocab
         top_token = top_index % vocab
         top_logprob = logprobs.view(rows, k * vocab).gather(1, top_index)
         alive = top_scores > float("-inf")
         at_limit = (limit_tensor <= t + 1).unsqueeze(1)  # [R, 1]
-        ends = alive & ((top_token == config.eos_id) | at_limit)
+        ends = alive & ((top_token == eos) | at_limit)
         extends = alive & ~ends
         # candidates are read in order until K have extended a beam
         before = extends.long().cumsum(1) - extends.long()  # extensions ahead of each
         read = before < k
         ends &= read
         extends &= read
-        position = ended.unsqueeze(1) + ends.long().cumsum(1) - 1  # place among the ended
-        kept = ends & (position < k)
+        if best_ended:  # every ended candidate is kept
+            kept = ends
+        else:  # ended candidates are kept while fewer than K have ended
+            position = ended.unsqueeze(1) + ends.long().cumsum(1) - 1  # place among the ended
+            kept = ends & (position < k)
         ended = ended + kept.long().sum(1)
         chosen = extends.long().sum(1)
-        done = (ended >= k) | at_limit.squeeze(1) | (chosen == 0)  # [R]
+        # best_ended: the step's best candidate has ended and nbest have; else K have ended
+        stop = ends[:, 0] & (ended >= nbest) if best_ended else ended >= k
+        done = stop | at_limit.squeeze(1) | (chosen == 0)  # [R]
 
         # next step: the extending candidates fill beams 0, 1, ... of their sentence
         target = torch.where(extends, before, k)  # column k collects the rest
         new_beam = _fill(beams.expand(rows, k), target, top_beam)
-        new_token = _fill(torch.full_like(top_beam[:, :k], config.eos_id), target, top_token)
+        new_token = _fill(torch.full_like(top_beam[:, :k], eos), target, top_token)
         new_logprob = _fill(torch.zeros_like(top_scores[:, :k]), target, top_logprob)
         cumulative = _fill(torch.full_like(top_scores[:, :k], float("-inf")), target, top_scores)
         cumulative = cumulative.masked_fill(done.unsqueeze(1), float("-inf"))
@@ -534,6 +729,7 @@ def beam_decode(
             (new_beam, new_token, new_logprob),
             kept,
             (top_scores, top_beam, top_token, top_logprob),
+            logprobs.topk(min(topk, vocab), dim=-1) if topk else None,
         )
         remaining = rows - int(done.sum())  # the one read-back per step
         if remaining == 0:
@@ -546,13 +742,25 @@ def beam_decode(
             parents, prev = parents.view(rows, k)[going].view(-1), prev[going_rows]
             cumulative, ended, sentences = cumulative[going], ended[going], sentences[going]
             limit_tensor = limit_tensor[going]
+            if forced is not None:
+                forced, forced_lengths = forced[going], forced_lengths[going]
             kept_rows = going if step.grouped else going_rows
             keys, projected, padding = keys[kept_rows], projected[kept_rows], padding[kept_rows]
-            state = _index_state(state, parents)
-        else:
-            state = _index_state(state, parents)
+        state = _index_state(state, parents)
 
-    return record.hypotheses(lengths.tolist(), nbest, length_penalty)
+    return record.hypotheses(lengths.tolist(), nbest, length_penalty, rules)
+
+
+def _force_prefix(
+    candidates: torch.Tensor, forced: torch.Tensor, forced_lengths: torch.Tensor, t: int
+) -> torch.Tensor:
+    """``candidates [R, K, V]`` where a sentence still inside its prefix (``forced [R, P]``,
+    ``forced_lengths [R]``) may only extend it with the prefix's next token -> [R*K, V]."""
+    rows, k, vocab = candidates.shape
+    token = forced[:, t].view(rows, 1, 1).expand(rows, k, 1)  # [R, K, 1]
+    only = torch.full_like(candidates, float("-inf")).scatter(2, token, candidates.gather(2, token))
+    inside = (t < forced_lengths).view(rows, 1, 1)
+    return torch.where(inside, only, candidates).view(rows * k, vocab)
 
 
 def _fill(base: torch.Tensor, target: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
@@ -578,6 +786,7 @@ class _BeamRecord:
         self.logprob: list[torch.Tensor] = []
         self.kept: list[torch.Tensor] = []  # candidates set aside as finished [R, C]
         self.top: list[tuple[torch.Tensor, ...]] = []  # (score, beam, token, log-prob) [R, C]
+        self.alternatives: list[tuple[torch.Tensor, torch.Tensor]] = []  # top-k [R*K, k]
 
     def step(
         self,
@@ -586,10 +795,11 @@ class _BeamRecord:
         choice: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
         kept: torch.Tensor,
         top: tuple[torch.Tensor, ...],
+        alternatives: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> None:
         """sentences [R]; attention: weights, scores [R*K, N]; choice: parent beam, token and
         log-prob of each next beam [R, K]; kept [R, C]; top: candidates' (total, beam, token,
-        log-prob) [R, C]."""
+        log-prob) [R, C]; alternatives: the top-k (values, ids) of every row [R*K, k]."""
         self.groups.append(sentences)
         self.weights.append(attention[0])
         self.scores.append(attention[1])
@@ -598,9 +808,11 @@ class _BeamRecord:
         self.logprob.append(choice[2])
         self.kept.append(kept)
         self.top.append(top)
+        if alternatives is not None:
+            self.alternatives.append(alternatives)
 
     def hypotheses(
-        self, lengths: list[int], nbest: int, length_penalty: float
+        self, lengths: list[int], nbest: int, length_penalty: float, rules: SearchRules
     ) -> list[list[Hypothesis]]:
         k = self.k
         steps = len(self.groups)
@@ -627,7 +839,7 @@ class _BeamRecord:
         f_beam = top[1][row, column]
         f_token = top[2][row, column]
         f_logprob = top[3][row, column]
-        f_score = f_total / np.maximum(f_step + 1, 1).astype(np.float64) ** length_penalty
+        f_score = _normalized_scores(f_total, f_step + 1, length_penalty, rules)
         order = np.lexsort((np.arange(row.size), f_step, -f_score, f_sentence))
         picked: list[list[int]] = [[] for _ in range(batch)]
         for index in order:
@@ -667,6 +879,10 @@ class _BeamRecord:
                     cur_beam[active] = beam[previous, from_beam]
         gathered_w = weights[out_rows] if count else np.zeros((0, 0, width), np.float32)
         gathered_s = scores[out_rows] if count else np.zeros((0, 0, width), np.float32)
+        if self.alternatives:  # the top-k of the rows each hypothesis went through
+            values = _to_numpy(torch.cat([a[0] for a in self.alternatives]).float())
+            ids = _to_numpy(torch.cat([a[1] for a in self.alternatives]))
+            topk_values, topk_ids = values[out_rows], ids[out_rows]  # [H, T, k]
 
         results: list[list[Hypothesis]] = []
         cursor = 0
@@ -682,11 +898,27 @@ class _BeamRecord:
                         token_logprobs=out_logprobs[cursor, :size],
                         score=float(f_score[index]),
                         rank=rank,
+                        topk_ids=topk_ids[cursor, :size] if self.alternatives else None,
+                        topk_logprobs=topk_values[cursor, :size] if self.alternatives else None,
                     )
                 )
                 cursor += 1
             results.append(hypotheses)
         return results
+
+
+def _normalized_scores(
+    totals: np.ndarray, lengths: np.ndarray, length_penalty: float, rules: SearchRules
+) -> np.ndarray:
+    """:func:`normalized_score` of many hypotheses at once (float64)."""
+    totals = totals.astype(np.float64)
+    if rules.length_norm == "gnmt":
+        if length_penalty <= 0:
+            return totals
+        return totals / ((5.0 + lengths) / 6.0) ** length_penalty
+    return (
+        totals / np.maximum(lengths + rules.length_offset, 1).astype(np.float64) ** length_penalty
+    )
 
 
 def _to_numpy(tensor: torch.Tensor) -> np.ndarray:
@@ -704,8 +936,11 @@ def forced_decode(
     references: list[list[int]],
     *,
     length_penalty: float = DEFAULT_LENGTH_PENALTY,
+    rules: SearchRules = ATTNVIZ_RULES,
+    topk: int = 0,
 ) -> list[list[Hypothesis]]:
-    """Teacher-force each reference (ids, EOS appended here) and record the attention."""
+    """Teacher-force each reference (ids, EOS appended here) and record the attention
+    (and, with ``topk``, the most likely next tokens at each step)."""
     config = model.config
     step = _step_function(model)
     batch = src.size(0)
@@ -718,17 +953,20 @@ def forced_decode(
     projected = step.prepare_keys(projected)
     padding = ~mask
     prev = torch.full((batch,), config.bos_id, dtype=torch.long, device=src.device)
-    weights, scores, logprobs = [], [], []
+    record = _Recorder(batch, src.device)
     for t in range(steps):
         logits, state, step_weights, step_scores = step(prev, state, keys, projected, padding)
         step_logprobs = torch.log_softmax(logits.float(), dim=-1)
-        logprobs.append(step_logprobs.gather(1, padded[:, t : t + 1]).squeeze(1))  # [B]
-        weights.append(step_weights)
-        scores.append(step_scores)
+        chosen = step_logprobs.gather(1, padded[:, t : t + 1]).squeeze(1)  # [B]
+        extra = step_logprobs.topk(min(topk, step_logprobs.size(-1)), dim=-1) if topk else ()
+        record.add(None, step_weights, step_scores, chosen, *extra)
         prev = padded[:, t]
-    all_weights = torch.stack(weights, dim=1).float().cpu().numpy()  # [B, T, N]
-    all_scores = torch.stack(scores, dim=1).float().cpu().numpy()
-    all_logprobs = torch.stack(logprobs, dim=1).float().cpu().numpy()  # [B, T]
+    all_weights = record.stacked(0, 0).float().cpu().numpy()  # [B, T, N]
+    all_scores = record.stacked(1, 0).float().cpu().numpy()
+    all_logprobs = record.stacked(2, 0).float().cpu().numpy()  # [B, T]
+    if topk:
+        topk_values = record.stacked(3, 0).float().cpu().numpy()  # [B, T, K]
+        topk_ids = record.stacked(4, 0).cpu().numpy()
     results = []
     for b, length in enumerate(lengths.tolist()):
         size = len(targets[b])
@@ -740,8 +978,160 @@ def forced_decode(
                     weights=all_weights[b, :size, :length],
                     scores=all_scores[b, :size, :length],
                     token_logprobs=lp,
-                    score=normalized_score(float(lp.sum()), size, length_penalty),
+                    score=normalized_score(float(lp.sum()), size, length_penalty, rules),
+                    topk_ids=topk_ids[b, :size] if topk else None,
+                    topk_logprobs=topk_values[b, :size] if topk else None,
                 )
             ]
         )
+    return results
+
+
+@dataclass
+class _Alive:
+    """The hypotheses in the beam slots: one row per slot, ``[rows, T, ...]``."""
+
+    tokens: torch.Tensor  # [R, T] long
+    logprobs: torch.Tensor  # [R, T]
+    weights: torch.Tensor  # [R, T, N]
+    scores: torch.Tensor  # [R, T, N]
+
+    def extend(
+        self,
+        parents: torch.Tensor,
+        tokens: torch.Tensor,
+        logprobs: torch.Tensor,
+        weights: torch.Tensor,
+        scores: torch.Tensor,
+    ) -> _Alive:
+        """Each new slot: its parent's rows followed by this step's token and attention."""
+        return _Alive(
+            torch.cat([self.tokens[parents], tokens.unsqueeze(1)], dim=1),
+            torch.cat([self.logprobs[parents], logprobs.unsqueeze(1)], dim=1),
+            torch.cat([self.weights[parents], weights[parents].unsqueeze(1)], dim=1),
+            torch.cat([self.scores[parents], scores[parents].unsqueeze(1)], dim=1),
+        )
+
+    def keep(self, sentences: torch.Tensor, k: int) -> _Alive:
+        """Only the slots of the given sentences (rows grouped K by K)."""
+
+        def pick(tensor: torch.Tensor) -> torch.Tensor:
+            grouped = tensor.view(-1, k, *tensor.shape[1:])  # [B, K, ...]
+            return grouped.index_select(0, sentences).flatten(0, 1)
+
+        return _Alive(pick(self.tokens), pick(self.logprobs), pick(self.weights), pick(self.scores))
+
+
+def _beam_decode_joeynmt(
+    model: Seq2Seq,
+    src: torch.Tensor,
+    lengths: torch.Tensor,
+    k: int,
+    nbest: int,
+    limits: list[int],
+    length_penalty: float,
+    rules: SearchRules,
+) -> list[list[Hypothesis]]:
+    """JoeyNMT 2's beam search, with attention carried along.
+
+    Per step the K best of the K x V extensions survive, finished ones included: a slot
+    whose hypothesis ended keeps being extended, and its continuations compete for the K
+    slots. A slot that has once held a finished hypothesis stays marked, and a sentence ends
+    when all K slots are marked or at its length limit. A hypothesis is collected when it
+    ends with its first EOS (or reaches the limit without one). With ``length_penalty`` > 0
+    scores are divided by ((5 + T) / 6) ** penalty before ranking, as JoeyNMT's alpha does.
+    """
+    config = model.config
+    eos = config.eos_id
+    batch = src.size(0)
+    device = src.device
+    keys, projected, mask, state = model.encode(src, lengths)
+    expand = torch.arange(batch, device=device).repeat_interleave(k)  # [B*K]
+    keys, projected, mask = keys[expand], projected[expand], mask[expand]
+    state = state.index_select(expand)
+    n_src = keys.size(1)
+    dtype = keys.dtype
+    alive = _Alive(
+        torch.zeros(batch * k, 0, dtype=torch.long, device=device),
+        torch.zeros(batch * k, 0, device=device),
+        torch.zeros(batch * k, 0, n_src, dtype=dtype, device=device),
+        torch.zeros(batch * k, 0, n_src, dtype=dtype, device=device),
+    )
+    beam_logprobs = torch.zeros(batch, k, device=device)  # [b, K] cumulative
+    beam_logprobs[:, 1:] = float("-inf")  # only the first slot is alive at the start
+    marked = torch.zeros(batch, k, dtype=torch.bool, device=device)
+    sentences = torch.arange(batch, device=device)  # sentence of each remaining row group
+    collected: list[list[tuple[float, list[int], np.ndarray, np.ndarray, np.ndarray]]] = [
+        [] for _ in range(batch)
+    ]
+    results: list[list[Hypothesis]] = [[] for _ in range(batch)]
+    prev = torch.full((batch * k,), config.bos_id, dtype=torch.long, device=device)
+
+    for step in range(max(limits)):
+        remaining = sentences.size(0)
+        logits, state, weights, scores = model.decoder.step(prev, state, keys, projected, mask)
+        logprobs = torch.log_softmax(logits.float(), dim=-1)  # [b*K, V]
+        vocab = logprobs.size(-1)
+        totals = _restrict(logprobs, rules, step, eos) + beam_logprobs.view(-1, 1)  # [b*K, V]
+        if length_penalty > 0:
+            penalty = ((5.0 + (step + 1)) / 6.0) ** length_penalty
+            top_scores, top_index = (totals / penalty).view(remaining, k * vocab).topk(k, dim=-1)
+            beam_logprobs = top_scores * penalty  # as JoeyNMT recovers them
+        else:
+            top_scores, top_index = totals.view(remaining, k * vocab).topk(k, dim=-1)
+            beam_logprobs = top_scores.clone()
+        top_token = top_index.fmod(vocab)  # [b, K]
+        parents = (
+            top_index // vocab + torch.arange(remaining, device=device).unsqueeze(1) * k
+        ).view(-1)
+        token_logprobs = logprobs[parents, top_token.view(-1)]  # [b*K]
+        alive = alive.extend(parents, top_token.view(-1), token_logprobs, weights, scores)
+
+        at_limit = torch.tensor(
+            [step + 1 >= limits[int(i)] for i in sentences.tolist()], device=device
+        )
+        marked = marked | top_token.eq(eos) | top_scores.eq(float("-inf")) | at_limit.unsqueeze(1)
+        ended = marked.all(dim=-1)  # [b]
+        if bool(marked.any()):
+            tokens_np = alive.tokens.cpu().numpy()
+            for i in range(remaining):
+                sentence = int(sentences[i])
+                for j in marked[i].nonzero().view(-1).tolist():
+                    row = i * k + j
+                    hyp = tokens_np[row]
+                    eos_count = int((hyp == eos).sum())
+                    if eos_count > 1:
+                        continue  # ended at an earlier step and already collected
+                    if (eos_count == 0 and bool(at_limit[i])) or (
+                        eos_count == 1 and hyp[-1] == eos
+                    ):
+                        length = int(lengths[sentence])
+                        collected[sentence].append(
+                            (
+                                float(top_scores[i, j]),
+                                hyp.tolist(),
+                                alive.weights[row, :, :length].float().cpu().numpy(),
+                                alive.scores[row, :, :length].float().cpu().numpy(),
+                                alive.logprobs[row].float().cpu().numpy(),
+                            )
+                        )
+                if bool(ended[i]):
+                    best = sorted(collected[sentence], key=lambda c: c[0], reverse=True)
+                    results[sentence] = [
+                        Hypothesis(
+                            tokens=toks, weights=w, scores=s, token_logprobs=lp, score=score, rank=r
+                        )
+                        for r, (score, toks, w, s, lp) in enumerate(best[:nbest])
+                    ]
+            going = (~ended).nonzero().view(-1)
+            if going.numel() == 0:
+                break
+            parents = parents.view(remaining, k).index_select(0, going).view(-1)
+            beam_logprobs = beam_logprobs.index_select(0, going)
+            marked = marked.index_select(0, going)
+            sentences = sentences.index_select(0, going)
+            alive = alive.keep(going, k)
+        keys, projected, mask = keys[parents], projected[parents], mask[parents]
+        state = state.index_select(parents)
+        prev = alive.tokens[:, -1]
     return results

@@ -98,6 +98,7 @@ class Translator:
         self.checkpoint = checkpoint
         self.config = checkpoint.config
         self.src_tokenizer, self.tgt_tokenizer = checkpoint.tokenizers()
+        self.rules = checkpoint.rules()
         self.model = build_model(checkpoint, self.device).to(self.dtype)
         self.threads = resolve_threads(threads, self.device, self.model.parameter_count())
         self._piece_tables: dict[int, np.ndarray] = {}
@@ -178,7 +179,7 @@ class Translator:
                 continue
             if not self._has_content(source_ids[index]):
                 # nothing to translate: blank, or only characters the tokenizer drops
-                results[index] = [Alignment.empty(text, level=level)]
+                results[index] = [Alignment.empty(text, level=level, word_rules=self._word_rules())]
         todo = sorted(
             (i for i, r in enumerate(results) if r is None), key=lambda i: len(source_ids[i])
         )
@@ -224,6 +225,18 @@ class Translator:
             )
         return ids
 
+    def _source_tokens(self, source: str, source_ids: list[int]) -> list[str]:
+        """How each source id is shown: the tokenizer's pieces (an unknown one as <unk>)."""
+        tokens = self.src_tokenizer.pieces(source)
+        if self.config.src_eos:
+            tokens.append("</s>")
+        if len(tokens) != len(source_ids):  # a tokenizer whose pieces do not follow its ids
+            tokens = [self._piece(self.src_tokenizer, i) for i in source_ids]
+        return tokens
+
+    def _word_rules(self) -> tuple[str, str]:
+        return (self.src_tokenizer.word_rule, self.tgt_tokenizer.word_rule)
+
     def _has_content(self, ids: list[int]) -> bool:
         eos = self.config.eos_id if self.config.src_eos else None
         return any(t != eos for t in ids)
@@ -254,11 +267,14 @@ class Translator:
         options: DecodeOptions,
     ) -> list[list[Hypothesis]]:
         src, lengths = pad_batch(source_ids, self.config.pad_id, self.device)
-        penalty = options.length_penalty
+        rules = self.rules
+        penalty = rules.length_penalty if options.length_penalty is None else options.length_penalty
         if ref_ids is not None:
-            return forced_decode(self.model, src, lengths, ref_ids, length_penalty=penalty)
+            return forced_decode(
+                self.model, src, lengths, ref_ids, length_penalty=penalty, rules=rules
+            )
         if options.beam == 1:
-            return greedy_decode(self.model, src, lengths, length_penalty=penalty)
+            return greedy_decode(self.model, src, lengths, length_penalty=penalty, rules=rules)
         return beam_decode(
             self.model,
             src,
@@ -266,6 +282,7 @@ class Translator:
             beam_size=options.beam,
             nbest=options.nbest,
             length_penalty=penalty,
+            rules=rules,
         )
 
     def _alignment(
@@ -276,13 +293,14 @@ class Translator:
         alignment = Alignment(
             source=source,
             translation=self.tgt_tokenizer.decode(body),
-            src_tokens=self._pieces(self.src_tokenizer, source_ids),
+            src_tokens=self._source_tokens(source, source_ids),
             tgt_tokens=self._pieces(self.tgt_tokenizer, hyp.tokens),
             weights=hyp.weights,
             scores=hyp.scores,
             token_logprobs=hyp.token_logprobs,
             score=float(hyp.score),
             rank=hyp.rank,
+            word_rules=self._word_rules(),
         )
         return alignment.to_words() if words else alignment
 

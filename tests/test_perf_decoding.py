@@ -18,7 +18,6 @@ from attnviz.decoding import (  # noqa: E402
     beam_decode,
     forced_decode,
     greedy_decode,
-    max_output_length,
     normalized_score,
 )
 from attnviz.model import ModelConfig, Seq2Seq, pad_batch  # noqa: E402
@@ -163,29 +162,43 @@ def test_models_in_training_mode_or_with_unknown_options_use_the_plain_step(monk
 # -- beam search against a sentence-by-sentence reference ------------------------------------
 
 
-def reference_beam(model, src, lengths, k, nbest, length_penalty=1.0):
+def reference_beam(
+    model, src, lengths, k, nbest, length_penalty=1.0, rules=None, prefixes=None, topk=0
+):
     """One sentence at a time, with AttnDecoder.step and Python lists: the rules written out.
 
-    Per step the 2K best extensions are read in order: one that ends (EOS or the limit) is
-    kept while fewer than K have ended, the others become the next beams until K are chosen.
+    Per step the 2K best extensions (K with ``best_ended``) are read in order: one that ends
+    (EOS or the limit) is kept while fewer than K have ended (always, with ``best_ended``),
+    the others become the next beams until K are chosen. Inside its prefix a sentence may
+    only extend the prefix. Tokens the rules forbid (and EOS before ``min_length``) never
+    come. Returns per sentence (score, step, tokens, attention rows, log-probs, top-k rows).
     """
+    rules = rules or decoding.ATTNVIZ_RULES
+    best_ended = rules.beam_stop == "best_ended"
     eos, results = model.config.eos_id, []
     with torch.inference_mode():
         for b in range(src.size(0)):
             n = int(lengths[b])
             keys, projected, mask, state = model.encode(src[b : b + 1, :n], lengths[b : b + 1])
-            limit = max_output_length(n)
-            beams = [(0.0, [], [], [], state)]  # (total, tokens, rows, logprobs, state)
+            prefix = prefixes[b] if prefixes is not None else []
+            limit = rules.max_output_length(n)
+            limit = max(limit, len(prefix) + 1) if prefixes is not None else limit
+            beams = [(0.0, [], [], [], [], state)]  # (total, tokens, rows, lps, top-k, state)
             finished = []
             for t in range(limit):
                 candidates = []
-                for beam_index, (total, toks, rows, lps, st) in enumerate(beams):
+                for beam_index, (total, toks, rows, lps, tops, st) in enumerate(beams):
                     prev = torch.tensor([toks[-1] if toks else model.config.bos_id])
                     logits, new_state, weights, _ = model.decoder.step(
                         prev, st, keys, projected, mask
                     )
                     logprobs = torch.log_softmax(logits.float(), dim=-1)[0]
+                    top = logprobs.topk(topk).indices.tolist() if topk else []
                     for token in range(logprobs.numel()):
+                        if token in rules.forbidden or (token == eos and t < rules.min_length):
+                            continue
+                        if t < len(prefix) and token != prefix[t]:
+                            continue
                         lp = float(logprobs[token])
                         candidates.append(
                             (
@@ -196,32 +209,52 @@ def reference_beam(model, src, lengths, k, nbest, length_penalty=1.0):
                                 toks,
                                 [*rows, weights[0].numpy()],
                                 lps,
+                                [*tops, top],
                                 new_state,
                             )
                         )
                 candidates.sort(key=lambda c: (-c[0], c[1]))
-                beams, at_limit = [], t + 1 >= limit
-                for total, _, token, lp, toks, rows, lps, st in candidates[: 2 * k]:
+                beams, at_limit, best_has_ended = [], t + 1 >= limit, False
+                width = k if best_ended else 2 * k
+                for c, (total, _, token, lp, toks, rows, lps, tops, st) in enumerate(
+                    candidates[:width]
+                ):
                     if token == eos or at_limit:
-                        if len(finished) < k:
-                            finished.append(
-                                (
-                                    normalized_score(total, t + 1, length_penalty),
-                                    t,
-                                    [*toks, token],
-                                    rows,
-                                    [*lps, lp],
-                                )
-                            )
+                        best_has_ended = best_has_ended or c == 0
+                        if best_ended or len(finished) < k:
+                            score = normalized_score(total, t + 1, length_penalty, rules)
+                            finished.append((score, t, [*toks, token], rows, [*lps, lp], tops))
                         continue
-                    beams.append((total, [*toks, token], rows, [*lps, lp], st))
+                    beams.append((total, [*toks, token], rows, [*lps, lp], tops, st))
                     if len(beams) == k:
                         break
-                if len(finished) >= k or at_limit or not beams:
+                if best_ended:
+                    stop = best_has_ended and len(finished) >= nbest
+                else:
+                    stop = len(finished) >= k
+                if stop or at_limit or not beams:
                     break
             ranked = sorted(finished, key=lambda f: (-f[0], f[1]))[:nbest]
             results.append(ranked)
     return results
+
+
+def assert_like_reference(fast, slow, count):
+    compared = 0
+    for got, want in zip(fast, slow, strict=True):
+        assert [h.tokens for h in got] == [w[2] for w in want]
+        assert [h.rank for h in got] == list(range(len(want)))
+        for hyp, (score, _, _, rows, lps, tops) in zip(got, want, strict=True):
+            assert hyp.score == pytest.approx(score, abs=1e-6)
+            np.testing.assert_allclose(hyp.weights, np.stack(rows), rtol=0, atol=1e-6)
+            np.testing.assert_allclose(hyp.token_logprobs, lps, rtol=0, atol=1e-6)
+            if tops and tops[0]:
+                assert hyp.topk_ids.tolist() == tops
+                assert hyp.topk_logprobs.shape == hyp.topk_ids.shape
+            else:
+                assert hyp.topk_ids is None
+            compared += 1
+    assert compared == count
 
 
 @pytest.mark.parametrize("rnn", ["gru", "lstm"])
@@ -231,16 +264,49 @@ def test_beam_equals_sentence_by_sentence_reference(rnn, k, nbest):
     src, lengths = sources(7, seed=4)
     fast = beam_decode(model, src, lengths, beam_size=k, nbest=nbest)
     slow = reference_beam(model, src, lengths, k, nbest)
-    compared = 0
-    for got, want in zip(fast, slow, strict=True):
-        assert [h.tokens for h in got] == [w[2] for w in want]
-        assert [h.rank for h in got] == list(range(len(want)))
-        for hyp, (score, _, _, rows, lps) in zip(got, want, strict=True):
-            assert hyp.score == pytest.approx(score, abs=1e-6)
-            np.testing.assert_allclose(hyp.weights, np.stack(rows), rtol=0, atol=1e-6)
-            np.testing.assert_allclose(hyp.token_logprobs, lps, rtol=0, atol=1e-6)
-            compared += 1
-    assert compared == 7 * nbest
+    assert_like_reference(fast, slow, 7 * nbest)
+
+
+RULES = {
+    "best_ended": dict(beam_stop="best_ended"),
+    "gnmt": dict(length_norm="gnmt", length_penalty=0.6),
+    "offset": dict(length_offset=2, max_length_ratio=1.0, max_length_offset=3.0),
+    "forbidden": dict(min_length=4, forbidden=(5, 9)),
+}
+
+
+@pytest.mark.parametrize("name", list(RULES))
+@pytest.mark.parametrize("k, nbest", [(3, 1), (3, 2), (4, 4)])
+def test_beam_follows_search_rules_like_the_reference(name, k, nbest):
+    rules = decoding.SearchRules(**RULES[name])
+    penalty = rules.length_penalty
+    model = make_model(seed=2, rnn="gru")
+    src, lengths = sources(12, seed=102)
+    fast = beam_decode(
+        model, src, lengths, beam_size=k, nbest=nbest, rules=rules, length_penalty=penalty
+    )
+    slow = reference_beam(model, src, lengths, k, nbest, penalty, rules)
+    assert_like_reference(fast, slow, sum(len(w) for w in slow))
+    assert sum(len(w) for w in slow) >= 12
+
+
+@pytest.mark.parametrize("beam", [1, 3])
+def test_prefixes_and_top_k_like_the_reference(monkeypatch, beam):
+    """Prefixes forced, then free search; top-k rows follow each hypothesis's history, also
+    when finished sentences leave the batch."""
+    model = make_model(seed=23, rnn="lstm")
+    src, lengths = sources(8, seed=24)
+    prefixes = [[5, 6, 7], [], [8], [9, 10, 11, 12, 13], [4], [], [6, 6], [7]]
+    monkeypatch.setattr(decoding, "COMPACT_SHARE", 0.0)
+    if beam == 1:
+        fast = greedy_decode(model, src, lengths, prefixes=prefixes, topk=3)
+    else:
+        fast = beam_decode(model, src, lengths, beam_size=beam, nbest=2, prefixes=prefixes, topk=3)
+    slow = reference_beam(model, src, lengths, beam, 1 if beam == 1 else 2, 1.0, None, prefixes, 3)
+    assert_like_reference(fast, slow, sum(len(w) for w in slow))
+    for group, prefix in zip(fast, prefixes, strict=True):
+        for hyp in group:
+            assert hyp.tokens[: len(prefix)] == prefix
 
 
 @pytest.mark.parametrize("beam", [1, 3])

@@ -13,6 +13,8 @@ from attnviz.cli.common import (
     BatchSizeOption,
     BeamOption,
     DeviceOption,
+    DiagnosticsOption,
+    LinksOption,
     ModelOption,
     NbestOption,
     PrecisionOption,
@@ -191,6 +193,8 @@ def export(
             "SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT.",
         ),
     ] = None,
+    links: LinksOption = "argmax",
+    diagnostics: DiagnosticsOption = False,
 ) -> None:
     """Export the alignments of a whole file: JSONL, Pharaoh, NPZ and figures."""
     with errors():
@@ -214,6 +218,8 @@ def export(
             figure_workers=figure_workers,
             dpi=dpi,
             shard=part,
+            links=links,
+            diagnostics=diagnostics,
         )
         if resume and overwrite:
             raise UsageError("--resume and --overwrite exclude each other")

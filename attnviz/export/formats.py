@@ -190,16 +190,21 @@ class JsonlFormat(AppendedFile):
     filename = "alignments.jsonl"
 
     def encode(self, group: SentenceGroup) -> bytes:
-        return json_bytes(record(group, arrays=True)) + b"\n"
+        links, diagnostics = self.options.links, self.options.diagnostics
+        return json_bytes(record(group, links, diagnostics, arrays=True)) + b"\n"
 
 
-def record(group: SentenceGroup, arrays: bool = False) -> dict[str, Any]:
-    """The JSONL record of a group (matrices as numpy arrays with ``arrays``)."""
+def record(
+    group: SentenceGroup, links: str = "argmax", diagnostics: bool = False, arrays: bool = False
+) -> dict[str, Any]:
+    """The JSONL record of a group; ``links``, ``diagnostics``: see :meth:`Alignment.to_dict`;
+    with ``arrays`` the matrices stay numpy arrays (for :func:`json_bytes`)."""
     if group.error is not None or group.best is None:
         return {"id": group.index, "source": group.source, "error": group.error or ""}
-    result = {"id": group.index, **group.best.json_record(arrays)}
+    as_dict = {"links": links, "diagnostics": diagnostics}
+    result = {"id": group.index, **group.best.json_record(arrays, **as_dict)}
     if len(group.alignments) > 1:
-        result["nbest"] = [alignment.json_record(arrays) for alignment in group.alignments[1:]]
+        result["nbest"] = [a.json_record(arrays, **as_dict) for a in group.alignments[1:]]
     return result
 
 
@@ -228,6 +233,9 @@ def _group_from_line(line: str, where: str, position: int) -> SentenceGroup:
         value = json.loads(line)
     except json.JSONDecodeError as err:
         raise InputError(f"{where}: not a JSON alignment record ({err.msg})") from err
+    except ValueError as err:  # an integer too long to convert
+        reason = str(err).split(":")[0]
+        raise InputError(f"{where}: not a JSON alignment record ({reason})") from err
     except RecursionError:
         raise InputError(f"{where}: not a JSON alignment record (nested too deeply)") from None
     if not isinstance(value, dict):
@@ -251,15 +259,15 @@ def _group_from_line(line: str, where: str, position: int) -> SentenceGroup:
 
 
 class PharaohFormat(AppendedFile):
-    """``alignments.pharaoh``: the best hypothesis's hard links ``i-j`` per input line; an
-    empty line for an empty or failed input."""
+    """``alignments.pharaoh``: the best hypothesis's hard links ``i-j`` per input line (read
+    off by ``ExportOptions.links``); an empty line for an empty or failed input."""
 
     name = "pharaoh"
     filename = "alignments.pharaoh"
 
     def encode(self, group: SentenceGroup) -> bytes:
         best = group.best
-        return ((best.pharaoh() if best is not None else "") + "\n").encode()
+        return ((best.pharaoh(self.options.links) if best is not None else "") + "\n").encode()
 
 
 def read_pharaoh(path: str | os.PathLike[str]) -> Iterator[list[tuple[int, int]]]:

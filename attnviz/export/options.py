@@ -39,7 +39,9 @@ class ExportOptions:
     itself); ``figure_workers``: processes drawing figures; ``dpi``: resolution of PNG
     figures. Neither number of processes changes a byte of the output. ``shard``: ``(K, N)``
     exports only the chunks whose number (line // chunk_lines) is K modulo N; ``(0, 1)``:
-    every chunk.
+    every chunk. ``links``: how hard links are read off the attention (see
+    :func:`attnviz.eval.extract_links`); ``diagnostics``: add attention diagnostics to each
+    JSONL record.
     """
 
     decode: DecodeOptions = field(default_factory=DecodeOptions)
@@ -52,11 +54,13 @@ class ExportOptions:
     figure_workers: int = 2
     dpi: int = 100
     shard: tuple[int, int] = (0, 1)
+    links: str = "argmax"
+    diagnostics: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.decode, DecodeOptions):
             raise UsageError(f"decode must be DecodeOptions, not {type(self.decode).__name__}")
-        for name in ("refs", "npz", "strict"):
+        for name in ("refs", "npz", "strict", "diagnostics"):
             if not isinstance(getattr(self, name), bool):
                 raise UsageError(f"{name} must be True or False, not {getattr(self, name)!r}")
         if self.figures is not None and self.figures not in FIGURE_FORMATS:
@@ -72,6 +76,9 @@ class ExportOptions:
             raise UsageError(f"shard must be a pair (index, count), not {self.shard!r}")
         _check_int("shard count", self.shard[1], 1, MAX_SHARDS)
         _check_int("shard index", self.shard[0], 0, self.shard[1] - 1)
+        from attnviz.eval import parse_link_method
+
+        object.__setattr__(self, "links", str(parse_link_method(self.links)))
 
     def fingerprint(self) -> dict[str, Any]:
         """Options that can change the output bytes (a resumed run must use the same).
@@ -89,6 +96,8 @@ class ExportOptions:
         values["dpi"] = self.dpi
         if self.sharded:
             values["shard"] = list(self.shard)
+        values["links"] = self.links
+        values["diagnostics"] = self.diagnostics
         return values
 
     @property
