@@ -812,8 +812,15 @@ class _BeamRecord:
             self.alternatives.append(alternatives)
 
     def hypotheses(
-        self, lengths: list[int], nbest: int, length_penalty: float, rules: SearchRules
+        self,
+        lengths: list[int],
+        nbest: int,
+        length_penalty: float,
+        rules: SearchRules,
+        final_scores: bool = False,
     ) -> list[list[Hypothesis]]:
+        """Per sentence its ``nbest`` finished hypotheses, best first; ``final_scores``: the
+        recorded totals are the scores already (else they are normalised here)."""
         k = self.k
         steps = len(self.groups)
         sizes = [int(g.numel()) for g in self.groups]
@@ -839,7 +846,10 @@ class _BeamRecord:
         f_beam = top[1][row, column]
         f_token = top[2][row, column]
         f_logprob = top[3][row, column]
-        f_score = _normalized_scores(f_total, f_step + 1, length_penalty, rules)
+        if final_scores:
+            f_score = f_total.astype(np.float64)
+        else:
+            f_score = _normalized_scores(f_total, f_step + 1, length_penalty, rules)
         order = np.lexsort((np.arange(row.size), f_step, -f_score, f_sentence))
         picked: list[list[int]] = [[] for _ in range(batch)]
         for index in order:
@@ -987,41 +997,6 @@ def forced_decode(
     return results
 
 
-@dataclass
-class _Alive:
-    """The hypotheses in the beam slots: one row per slot, ``[rows, T, ...]``."""
-
-    tokens: torch.Tensor  # [R, T] long
-    logprobs: torch.Tensor  # [R, T]
-    weights: torch.Tensor  # [R, T, N]
-    scores: torch.Tensor  # [R, T, N]
-
-    def extend(
-        self,
-        parents: torch.Tensor,
-        tokens: torch.Tensor,
-        logprobs: torch.Tensor,
-        weights: torch.Tensor,
-        scores: torch.Tensor,
-    ) -> _Alive:
-        """Each new slot: its parent's rows followed by this step's token and attention."""
-        return _Alive(
-            torch.cat([self.tokens[parents], tokens.unsqueeze(1)], dim=1),
-            torch.cat([self.logprobs[parents], logprobs.unsqueeze(1)], dim=1),
-            torch.cat([self.weights[parents], weights[parents].unsqueeze(1)], dim=1),
-            torch.cat([self.scores[parents], scores[parents].unsqueeze(1)], dim=1),
-        )
-
-    def keep(self, sentences: torch.Tensor, k: int) -> _Alive:
-        """Only the slots of the given sentences (rows grouped K by K)."""
-
-        def pick(tensor: torch.Tensor) -> torch.Tensor:
-            grouped = tensor.view(-1, k, *tensor.shape[1:])  # [B, K, ...]
-            return grouped.index_select(0, sentences).flatten(0, 1)
-
-        return _Alive(pick(self.tokens), pick(self.logprobs), pick(self.weights), pick(self.scores))
-
-
 def _beam_decode_joeynmt(
     model: Seq2Seq,
     src: torch.Tensor,
@@ -1040,36 +1015,33 @@ def _beam_decode_joeynmt(
     when all K slots are marked or at its length limit. A hypothesis is collected when it
     ends with its first EOS (or reaches the limit without one). With ``length_penalty`` > 0
     scores are divided by ((5 + T) / 6) ** penalty before ranking, as JoeyNMT's alpha does.
+    Like :func:`beam_decode`, the loop reads back one number per step and rebuilds the
+    collected hypotheses from back-pointers at the end.
     """
     config = model.config
     eos = config.eos_id
+    step_function = _step_function(model)
     batch = src.size(0)
     device = src.device
     keys, projected, mask, state = model.encode(src, lengths)
+    projected = step_function.prepare_keys(projected)
     expand = torch.arange(batch, device=device).repeat_interleave(k)  # [B*K]
-    keys, projected, mask = keys[expand], projected[expand], mask[expand]
-    state = state.index_select(expand)
-    n_src = keys.size(1)
-    dtype = keys.dtype
-    alive = _Alive(
-        torch.zeros(batch * k, 0, dtype=torch.long, device=device),
-        torch.zeros(batch * k, 0, device=device),
-        torch.zeros(batch * k, 0, n_src, dtype=dtype, device=device),
-        torch.zeros(batch * k, 0, n_src, dtype=dtype, device=device),
-    )
+    padding = ~mask
+    if not step_function.grouped:  # one key row per slot
+        keys, projected, padding = keys[expand], projected[expand], padding[expand]
+    state = _index_state(state, expand)
+    limit_tensor = torch.tensor(limits, device=device)
     beam_logprobs = torch.zeros(batch, k, device=device)  # [b, K] cumulative
     beam_logprobs[:, 1:] = float("-inf")  # only the first slot is alive at the start
     marked = torch.zeros(batch, k, dtype=torch.bool, device=device)
+    eos_count = torch.zeros(batch, k, dtype=torch.long, device=device)  # EOS in each history
     sentences = torch.arange(batch, device=device)  # sentence of each remaining row group
-    collected: list[list[tuple[float, list[int], np.ndarray, np.ndarray, np.ndarray]]] = [
-        [] for _ in range(batch)
-    ]
-    results: list[list[Hypothesis]] = [[] for _ in range(batch)]
     prev = torch.full((batch * k,), config.bos_id, dtype=torch.long, device=device)
+    record = _BeamRecord(k)
 
     for step in range(max(limits)):
         remaining = sentences.size(0)
-        logits, state, weights, scores = model.decoder.step(prev, state, keys, projected, mask)
+        logits, state, weights, scores = step_function(prev, state, keys, projected, padding)
         logprobs = torch.log_softmax(logits.float(), dim=-1)  # [b*K, V]
         vocab = logprobs.size(-1)
         totals = _restrict(logprobs, rules, step, eos) + beam_logprobs.view(-1, 1)  # [b*K, V]
@@ -1079,59 +1051,39 @@ def _beam_decode_joeynmt(
             beam_logprobs = top_scores * penalty  # as JoeyNMT recovers them
         else:
             top_scores, top_index = totals.view(remaining, k * vocab).topk(k, dim=-1)
-            beam_logprobs = top_scores.clone()
-        top_token = top_index.fmod(vocab)  # [b, K]
-        parents = (
-            top_index // vocab + torch.arange(remaining, device=device).unsqueeze(1) * k
-        ).view(-1)
-        token_logprobs = logprobs[parents, top_token.view(-1)]  # [b*K]
-        alive = alive.extend(parents, top_token.view(-1), token_logprobs, weights, scores)
-
-        at_limit = torch.tensor(
-            [step + 1 >= limits[int(i)] for i in sentences.tolist()], device=device
-        )
-        marked = marked | top_token.eq(eos) | top_scores.eq(float("-inf")) | at_limit.unsqueeze(1)
+            beam_logprobs = top_scores
+        top_beam = top_index // vocab  # [b, K] parent slot
+        top_token = top_index % vocab
+        top_logprob = logprobs.view(remaining, k * vocab).gather(1, top_index)
+        is_eos = top_token == eos
+        eos_count = eos_count.gather(1, top_beam) + is_eos.long()
+        at_limit = (limit_tensor <= step + 1).unsqueeze(1)  # [b, 1]
+        # marks stay with the slot position (not with the hypothesis that moves into it)
+        marked = marked | is_eos | (top_scores == float("-inf")) | at_limit
         ended = marked.all(dim=-1)  # [b]
-        if bool(marked.any()):
-            tokens_np = alive.tokens.cpu().numpy()
-            for i in range(remaining):
-                sentence = int(sentences[i])
-                for j in marked[i].nonzero().view(-1).tolist():
-                    row = i * k + j
-                    hyp = tokens_np[row]
-                    eos_count = int((hyp == eos).sum())
-                    if eos_count > 1:
-                        continue  # ended at an earlier step and already collected
-                    if (eos_count == 0 and bool(at_limit[i])) or (
-                        eos_count == 1 and hyp[-1] == eos
-                    ):
-                        length = int(lengths[sentence])
-                        collected[sentence].append(
-                            (
-                                float(top_scores[i, j]),
-                                hyp.tolist(),
-                                alive.weights[row, :, :length].float().cpu().numpy(),
-                                alive.scores[row, :, :length].float().cpu().numpy(),
-                                alive.logprobs[row].float().cpu().numpy(),
-                            )
-                        )
-                if bool(ended[i]):
-                    best = sorted(collected[sentence], key=lambda c: c[0], reverse=True)
-                    results[sentence] = [
-                        Hypothesis(
-                            tokens=toks, weights=w, scores=s, token_logprobs=lp, score=score, rank=r
-                        )
-                        for r, (score, toks, w, s, lp) in enumerate(best[:nbest])
-                    ]
-            going = (~ended).nonzero().view(-1)
-            if going.numel() == 0:
-                break
-            parents = parents.view(remaining, k).index_select(0, going).view(-1)
-            beam_logprobs = beam_logprobs.index_select(0, going)
-            marked = marked.index_select(0, going)
-            sentences = sentences.index_select(0, going)
-            alive = alive.keep(going, k)
-        keys, projected, mask = keys[parents], projected[parents], mask[parents]
-        state = state.index_select(parents)
-        prev = alive.tokens[:, -1]
-    return results
+        # collected: a marked slot whose hypothesis ends with its first EOS now, or reached
+        # the limit without one
+        collect = marked & (((eos_count == 1) & is_eos) | ((eos_count == 0) & at_limit))
+        record.step(
+            sentences,
+            (weights, scores),
+            (top_beam, top_token, top_logprob),
+            collect,
+            (top_scores, top_beam, top_token, top_logprob),
+        )
+        going_count = remaining - int(ended.sum())  # the one read-back per step
+        if going_count == 0:
+            break
+        parents = (top_beam + torch.arange(remaining, device=device).unsqueeze(1) * k).view(-1)
+        prev = top_token.view(-1)
+        if going_count < remaining:
+            going = (~ended).nonzero().squeeze(1)  # [b']
+            going_rows = (going.unsqueeze(1) * k + torch.arange(k, device=device)).view(-1)
+            parents, prev = parents.view(remaining, k)[going].view(-1), prev[going_rows]
+            beam_logprobs, marked = beam_logprobs[going], marked[going]
+            eos_count, sentences = eos_count[going], sentences[going]
+            limit_tensor = limit_tensor[going]
+            kept_rows = going if step_function.grouped else going_rows
+            keys, projected, padding = keys[kept_rows], projected[kept_rows], padding[kept_rows]
+        state = _index_state(state, parents)
+    return record.hypotheses(lengths.tolist(), nbest, length_penalty, rules, final_scores=True)

@@ -22,6 +22,9 @@ MIN_DPI, MAX_DPI = 10, 9999
 #: Largest number of alternatives recorded per step.
 MAX_TOPK = 50
 DEFAULT_BATCH_SIZE = 128
+#: Lines an export decodes and commits together by default: several batches, so that sorting
+#: by length inside a chunk keeps padding low, and few enough to resume at a fine grain.
+DEFAULT_CHUNK_LINES = 1024
 DEFAULT_LENGTH_PENALTY = 1.0
 VALUE_KINDS = ("weights", "scores")
 

@@ -18,7 +18,8 @@ tools interleaved run by run in rotating order, and medians of ``--runs`` are re
   and search; tokenizing and writing are outside it), and the command's whole wall time;
 - OpenNMT-py ``translate``: the time ``onmt_translate -report_time`` logs;
 - attnviz ``decode only``: batching and the decoding functions on token ids (tokenizing
-  outside, as for JoeyNMT), in the default precision;
+  outside, as for JoeyNMT), in the default precision, searching as the model's rules say
+  (the imported model: as JoeyNMT does);
 - attnviz ``export``: the ``seconds`` of ``manifest.json`` (reading, tokenizing, decoding and
   writing JSONL + Pharaoh) and the command's whole wall time.
 
@@ -362,13 +363,15 @@ batch_size = int(batch_size) if batch_size != "default" else DecodeOptions().bat
 translator = load_model(model_path, device="cpu")
 lines = open(input_path, encoding="utf-8").read().splitlines()
 ids = sorted((translator.encode_source(line) for line in lines), key=len)
+rules = translator.rules  # the model's search (an imported model: its toolkit's)
+search = dict(rules=rules, length_penalty=rules.length_penalty)
 start = time.perf_counter()
 for first in range(0, len(ids), batch_size):
     src, lengths = pad_batch(ids[first : first + batch_size], translator.config.pad_id)
     if beam == 1:
-        greedy_decode(translator.model, src, lengths)
+        greedy_decode(translator.model, src, lengths, **search)
     else:
-        beam_decode(translator.model, src, lengths, beam_size=beam)
+        beam_decode(translator.model, src, lengths, beam_size=beam, **search)
 print(f"DECODE {time.perf_counter() - start:.6f}")
 """
 

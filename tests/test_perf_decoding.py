@@ -424,3 +424,32 @@ def test_one_read_back_per_step(monkeypatch, beam):
     # each further step adds exactly one read; the rest is a fixed cost around the loop
     assert long_reads - short_reads == long_steps - short_steps
     assert short_reads <= short_steps + 30
+
+
+@pytest.mark.parametrize("rnn", ["gru", "lstm"])
+@pytest.mark.parametrize("alpha", [0.0, 1.0])
+@pytest.mark.parametrize("k, nbest", [(1, 1), (3, 3), (4, 2), (5, 5)])
+def test_joeynmt_beam_equals_its_first_version(rnn, alpha, k, nbest):
+    """The batched JoeyNMT beam against the version that carried slot histories along."""
+    from joeynmt_beam_reference import reference_beam_joeynmt
+
+    rules = decoding.SearchRules(
+        beam_stop="all_slots_ended", length_norm="gnmt", length_penalty=alpha, min_length=1
+    )
+    model = make_model(seed=8, rnn=rnn)  # a seed where marks that moved with the
+    src, lengths = sources(10, seed=58)  # hypotheses (not the slots) would change results
+    fast = beam_decode(
+        model, src, lengths, beam_size=k, nbest=nbest, rules=rules, length_penalty=alpha
+    )
+    limits = decoding._length_limits(lengths, None, rules)
+    with torch.inference_mode():
+        slow = reference_beam_joeynmt(model, src, lengths, k, nbest, limits, alpha, rules)
+    count = 0
+    for got, want in zip(fast, slow, strict=True):
+        assert [h.tokens for h in got] == [h.tokens for h in want]
+        for a, b in zip(got, want, strict=True):
+            assert a.rank == b.rank and a.score == pytest.approx(b.score, abs=1e-6)
+            np.testing.assert_allclose(a.weights, b.weights, rtol=0, atol=1e-9)
+            np.testing.assert_allclose(a.token_logprobs, b.token_logprobs, rtol=0, atol=1e-6)
+            count += 1
+    assert count >= 10  # every sentence has a hypothesis (JoeyNMT may collect fewer than nbest)

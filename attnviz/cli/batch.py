@@ -33,9 +33,8 @@ from attnviz.cli.common import (
     stderr_console,
 )
 from attnviz.errors import InputError, UsageError
-from attnviz.export.options import DEFAULT_CHUNK_LINES
 from attnviz.io import check_output
-from attnviz.options import DEFAULT_BATCH_SIZE
+from attnviz.options import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_LINES
 
 
 def _numbered(out: Path, number: int, total: int) -> Path:

@@ -6,16 +6,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from attnviz.errors import UsageError
-from attnviz.options import MAX_DPI, MIN_DPI, DecodeOptions
+from attnviz.options import DEFAULT_CHUNK_LINES, MAX_DPI, MIN_DPI, DecodeOptions
 
 FIGURE_FORMATS = ("png", "svg")
 #: Most decoding or figure worker processes accepted.
 MAX_WORKERS = 64
 #: Most lines committed together.
 MAX_CHUNK_LINES = 1_000_000
-#: Lines decoded and committed together by default: several batches, so that sorting by
-#: length inside a chunk keeps padding low, and few enough to resume at a fine grain.
-DEFAULT_CHUNK_LINES = 1024
 #: Most shards an export can be split into.
 MAX_SHARDS = 100_000
 
