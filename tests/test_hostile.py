@@ -262,3 +262,30 @@ def test_font_path_of_an_unknown_user_is_a_usage_error(alignment, tmp_path):
     with pytest.raises(UsageError, match="does not exist"):
         render_figure(alignment, tmp_path / "x.png", font="~nosuchuser-attnviz/x.ttf")
     assert not (tmp_path / "x.png").exists()
+
+
+# -- stdin without end: /dev/zero is one endless line ------------------------------------------
+
+
+def test_endless_stdin_line_is_refused_at_the_limit(checkpoint_path):
+    from attnviz.io import MAX_LINE_BYTES
+
+    with open("/dev/zero", "rb") as zero:
+        completed = subprocess.run(
+            [sys.executable, "-m", "attnviz", "translate", "-m", str(checkpoint_path), "--json"],
+            stdin=zero,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
+    assert completed.returncode == 1
+    assert completed.stdout == ""
+    one_error_line(completed.stderr, f"stdin:1: line is {MAX_LINE_BYTES + 1:,} bytes")
+
+
+def test_lines_after_an_over_long_line_are_still_read():
+    from attnviz.io import iter_raw_lines
+
+    stream = io.BytesIO(b"a" * 50 + b"\nb" + b"x" * 200_000 + b"\nc\r\nd")
+    assert [len(line) for line in iter_raw_lines(stream, max_bytes=100)] == [50, 101, 1, 1]
