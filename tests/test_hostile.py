@@ -289,3 +289,21 @@ def test_lines_after_an_over_long_line_are_still_read():
 
     stream = io.BytesIO(b"a" * 50 + b"\nb" + b"x" * 200_000 + b"\nc\r\nd")
     assert [len(line) for line in iter_raw_lines(stream, max_bytes=100)] == [50, 101, 1, 1]
+
+
+# -- stdout on a full disk ----------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize("args", [["--version"], ["--help"], ["translate", "--help"]])
+def test_help_and_version_on_a_full_disk_are_one_line(args):
+    with open("/dev/full", "w") as full:
+        completed = subprocess.run(
+            [sys.executable, "-m", "attnviz", *args],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    assert completed.returncode == 1
+    one_error_line(completed.stderr, "cannot write to stdout: No space left on device")
