@@ -1,0 +1,513 @@
+"""The HTML view: the file itself (self-contained, escaped, atomic) and, in headless Chromium,
+what a person sees: the grid, tooltips, hypotheses, sorting, search, words, the compare view."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from browser import missing_browser, open_page, start_browser, stop_browser
+
+from attnviz.alignment import Alignment
+from attnviz.render.html import HtmlPage, render_html, script_json
+
+# -- data -------------------------------------------------------------------------------------
+
+
+def softmax_rows(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def make_alignment(
+    src: list[str],
+    tgt: list[str],
+    *,
+    seed: int = 0,
+    rank: int = 0,
+    score: float | None = None,
+    topk: bool = False,
+    diagnostics: dict | None = None,
+    source: str | None = None,
+    translation: str | None = None,
+) -> Alignment:
+    rng = np.random.default_rng(seed)
+    scores = rng.normal(0, 3, size=(len(tgt), len(src)))
+    logprobs = -rng.random(len(tgt))
+    meta: dict = {}
+    if topk:
+        meta["topk"] = [
+            [[tok, round(float(np.exp(lp)), 5)], [f"alt{t}a", 0.0625], [f"alt{t}b", 0.03125]]
+            for t, (tok, lp) in enumerate(zip(tgt, logprobs, strict=True))
+        ]
+    if diagnostics is not None:
+        meta["diagnostics"] = diagnostics
+    return Alignment(
+        source=source if source is not None else "".join(src).replace("▁", " ").strip(),
+        translation=translation if translation is not None else " ".join(tgt),
+        src_tokens=src,
+        tgt_tokens=tgt,
+        weights=softmax_rows(scores),
+        scores=scores,
+        token_logprobs=logprobs,
+        score=score if score is not None else float(logprobs.mean()),
+        rank=rank,
+        meta=meta,
+    )
+
+
+SRC = ["▁the", "▁boy", "▁at", "e", "▁an", "▁apple", "▁.", "</s>"]
+TGT = ["▁소년이", "▁사과", "를", "▁먹었다", "▁.", "</s>"]
+TGT2 = ["▁소년은", "▁사과를", "▁먹었다", "</s>"]
+
+
+def sentence_groups() -> list[list[Alignment]]:
+    """Three sentences; the first with three hypotheses and top-k, scores -0.5, -0.1, -0.9."""
+    first = [
+        make_alignment(
+            SRC,
+            TGT,
+            seed=1,
+            rank=0,
+            score=-0.5,
+            topk=True,
+            diagnostics={"entropy": 0.7, "cdp": -0.2},
+        ),
+        make_alignment(SRC, TGT2, seed=2, rank=1, score=-0.8, topk=True),
+        make_alignment(SRC, [*TGT[:3], "</s>"], seed=3, rank=2, score=-1.2, topk=True),
+    ]
+    second = [
+        make_alignment(
+            ["▁did", "▁the", "▁cat", "▁sleep", "▁?", "</s>"],
+            ["▁고양이가", "▁잤니", "▁?", "</s>"],
+            seed=4,
+            score=-0.1,
+            diagnostics={"entropy": 0.2, "cdp": -0.9},
+        )
+    ]
+    third = [
+        make_alignment(
+            [
+                "▁<script>",
+                "alert(1)",
+                "▁</script>",
+                "▁&amp;",
+                "▁<img src=x onerror=alert(2)>",
+                "</s>",
+            ],
+            ["▁<b>굵게</b>", "▁\u2028줄", "</s>"],
+            seed=5,
+            score=-0.9,
+            diagnostics={"entropy": 1.5, "cdp": -0.5},
+            source="<script>window.pwned=1</script> & </script><img src=x onerror=window.pwned=2>",
+            translation="<b>굵게</b> \u2028줄",
+        )
+    ]
+    return [first, second, third]
+
+
+# -- the file ---------------------------------------------------------------------------------
+
+
+def page_data(path: Path) -> dict:
+    text = path.read_text(encoding="utf-8")
+    match = re.search(
+        r'<script type="application/json" id="attnviz-data">(.*?)</script>', text, re.S
+    )
+    assert match, "no data element"
+    return json.loads(match.group(1))
+
+
+def test_script_json_escapes_what_could_end_the_element():
+    text = script_json({"t": "</script><!-- & \u2028 \u2029 >"})
+    for forbidden in ("<", ">", "&", "\u2028", "\u2029"):
+        assert forbidden not in text
+    assert json.loads(text) == {"t": "</script><!-- & \u2028 \u2029 >"}
+
+
+def test_page_is_self_contained_and_its_data_round_trips(tmp_path):
+    groups = sentence_groups()
+    path = render_html(groups, tmp_path / "view.html", title="<i>title</i>")
+    text = path.read_text(encoding="utf-8")
+    # no network: nothing fetched from anywhere, and the policy forbids it
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", text)
+    assert "default-src 'none'" in text
+    assert "<title>&lt;i&gt;title&lt;/i&gt;</title>" in text
+    # exactly the page's own elements: a token cannot open or close one
+    assert text.count("<script") == 2 and text.count("</script>") == 2
+    data = page_data(path)
+    sentences = [s for s in data["sentences"] if s is not None]
+    assert [s["id"] for s in sentences] == [0, 1, 2]
+    assert [len(s["hyps"]) for s in sentences] == [3, 1, 1]
+    for group, sentence in zip(groups, sentences, strict=True):
+        assert sentence["source"] == group[0].source
+        for alignment, hyp in zip(group, sentence["hyps"], strict=True):
+            assert hyp["src"] == alignment.src_tokens and hyp["tgt"] == alignment.tgt_tokens
+            assert np.abs(np.array(hyp["w"]) - alignment.weights).max() <= 0.5e-5 + 1e-7
+            assert np.abs(np.array(hyp["s"]) - alignment.scores).max() <= 0.5e-4 + 1e-6
+            assert hyp["score"] == pytest.approx(alignment.score)
+    assert sentences[0]["diag"] == {"entropy": 0.7, "cdp": -0.2}
+    assert sentences[0]["hyps"][0]["topk"][0][1] == ["alt0a", 0.0625]
+
+
+def test_records_from_an_export_are_accepted(tmp_path):
+    best, second, _ = sentence_groups()[0]
+    record = {"id": 7, **best.to_dict(), "nbest": [second.to_dict()]}
+    failed = {"id": 8, "source": "bad line", "error": "line 9: not UTF-8"}
+    page = HtmlPage()
+    entries = [json.loads(page.sentence(7, record)[:-2]), json.loads(page.sentence(8, failed)[:-2])]
+    assert [h["tgt"] for h in entries[0]["hyps"]] == [TGT, TGT2]
+    assert entries[1] == {"id": 8, "source": "bad line", "error": "line 9: not UTF-8"}
+
+
+def test_nan_scores_become_null_not_invalid_json(tmp_path):
+    alignment = make_alignment(SRC[:3], TGT[:2], score=math.nan)
+    scores = alignment.scores.copy()
+    scores[0, 1] = np.nan
+    broken = Alignment(**{**alignment.__dict__, "scores": scores})
+    path = render_html([[broken]], tmp_path / "nan.html")
+    hyp = page_data(path)["sentences"][0]["hyps"][0]
+    assert hyp["score"] is None and hyp["s"][0][1] is None
+
+
+def test_writing_is_atomic(tmp_path, monkeypatch):
+    path = tmp_path / "view.html"
+    path.write_text("old page", encoding="utf-8")
+    groups = sentence_groups()
+
+    class Boom(Exception):
+        pass
+
+    def explode(*args, **kwargs):
+        raise Boom
+
+    monkeypatch.setattr(HtmlPage, "tail", explode)
+    with pytest.raises(Boom):
+        render_html(groups, path)
+    assert path.read_text(encoding="utf-8") == "old page"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["view.html"]
+    monkeypatch.undo()
+    render_html(groups, path)
+    assert path.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["view.html"]
+
+
+def test_mismatched_inputs_are_refused(tmp_path):
+    groups = sentence_groups()
+    with pytest.raises(ValueError, match="2 compared sentences for 3"):
+        render_html(groups, tmp_path / "x.html", compare=groups[:2])
+    with pytest.raises(ValueError, match="mode"):
+        HtmlPage(mode="energies")
+    assert not (tmp_path / "x.html").exists()
+
+
+# -- in the browser -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def driver():
+    reason = missing_browser()
+    if reason is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"the HTML view's browser tests need a browser under CI: {reason}")
+        print(f"\nskipping browser tests: {reason}")
+        pytest.skip(reason)
+    browser = start_browser()
+    yield browser
+    stop_browser(browser)
+
+
+def by_css(driver, selector):
+    from selenium.webdriver.common.by import By
+
+    return driver.find_elements(By.CSS_SELECTOR, selector)
+
+
+def hover(driver, element) -> str:
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    ActionChains(driver).move_to_element(element).perform()
+    tooltip = by_css(driver, "#tooltip")[0]
+    assert tooltip.is_displayed()
+    return tooltip.text
+
+
+def click(driver, element) -> None:
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
+    element.click()
+
+
+def table(driver, name="main"):
+    found = by_css(driver, f'table.heatmap[data-name="{name}"]')
+    assert len(found) == 1, f"expected one {name!r} heatmap, found {len(found)}"
+    return found[0]
+
+
+def header_tokens(table_element):
+    from selenium.webdriver.common.by import By
+
+    cols = [th.text for th in table_element.find_elements(By.CSS_SELECTOR, "th.col")]
+    rows = [th.text for th in table_element.find_elements(By.CSS_SELECTOR, "th.rowhead")]
+    return cols, rows
+
+
+def cell(table_element, i, j):
+    from selenium.webdriver.common.by import By
+
+    return table_element.find_element(By.CSS_SELECTOR, f'td.cell[data-i="{i}"][data-j="{j}"]')
+
+
+def list_ids(driver) -> list[int]:
+    rows = by_css(driver, "#list .row")
+    rows.sort(key=lambda r: float(r.value_of_css_property("top").removesuffix("px")))
+    return [int(r.get_attribute("data-id")) for r in rows]
+
+
+def wait_for(driver, condition, timeout=10.0):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout).until(lambda d: condition())
+
+
+@pytest.fixture(scope="module")
+def view(tmp_path_factory):
+    path = tmp_path_factory.mktemp("html") / "view.html"
+    render_html(sentence_groups(), path, models=["model-a"])
+    return path
+
+
+@pytest.fixture
+def page(driver, view):
+    open_page(driver, view)
+    errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    assert errors == []
+    return driver
+
+
+def test_grid_shows_every_token_and_cell(page):
+    best = sentence_groups()[0][0]
+    heatmap = table(page)
+    cols, rows = header_tokens(heatmap)
+    assert cols == best.src_tokens
+    assert rows == best.tgt_tokens
+    assert len(by_css(page, 'table.heatmap[data-name="main"] td.cell')) == len(TGT) * len(SRC)
+    # the row maximum is marked, and darker cells carry larger weights
+    for i in range(len(TGT)):
+        marked = [int(td.get_attribute("data-j")) for td in by_css(page, f'td.max[data-i="{i}"]')]
+        assert marked == [int(np.argmax(best.weights[i]))]
+
+
+def test_cell_tooltip_names_tokens_weight_and_score(page):
+    best = sentence_groups()[0][0]
+    for i, j in [(0, 0), (2, 5), (5, 7)]:
+        text = hover(page, cell(table(page), i, j))
+        assert f"source {best.src_tokens[j]}" in text
+        assert f"target {best.tgt_tokens[i]}" in text
+        assert f"weight {best.weights[i, j]:.4f}" in text
+        assert f"raw score {best.scores[i, j]:.4f}" in text
+
+
+def test_row_shows_log_probability_and_alternatives(page):
+    best = sentence_groups()[0][0]
+    row = by_css(page, 'table.heatmap[data-name="main"] th.rowhead[data-i="1"]')[0]
+    text = hover(page, row)
+    assert f"log-prob {best.token_logprobs[1]:.4f}" in text
+    assert f"p = {math.exp(best.token_logprobs[1]):.4f}" in text
+    assert "alt1a 0.0625" in text and "alt1b 0.0313" in text
+    click(page, row)
+    panel = by_css(page, "#step-panel")[0].text
+    assert "step 1: ▁사과" in panel and "alt1a 0.0625" in panel
+    assert "no step breakdown stored" in panel
+
+
+def test_switching_hypotheses(page):
+    groups = sentence_groups()[0]
+    tabs = by_css(page, ".hyp-tab")
+    assert [t.text for t in tabs] == ["#1 -0.500", "#2 -0.800", "#3 -1.200"]
+    click(page, tabs[1])
+    cols, rows = header_tokens(table(page))
+    assert rows == TGT2 and cols == SRC
+    assert "hypothesis 2 of 3" in by_css(page, ".sentence-head")[0].text
+    text = hover(page, cell(table(page), 1, 5))
+    assert f"weight {groups[1].weights[1, 5]:.4f}" in text
+    click(page, by_css(page, ".hyp-tab")[2])
+    assert header_tokens(table(page))[1] == groups[2].tgt_tokens
+
+
+def test_sorting_by_score_and_by_diagnostics(page):
+    from selenium.webdriver.support.ui import Select
+
+    assert list_ids(page) == [0, 1, 2]
+    sort = Select(by_css(page, "#sort-key")[0])
+    assert [o.get_attribute("value") for o in sort.options] == [
+        "id",
+        "score",
+        "length",
+        "diag:cdp",
+        "diag:entropy",
+    ]
+    sort.select_by_value("score")  # best first: -0.1, -0.5, -0.9
+    assert list_ids(page) == [1, 0, 2]
+    click(page, by_css(page, "#sort-dir")[0])
+    assert list_ids(page) == [2, 0, 1]
+    sort.select_by_value("diag:entropy")  # largest first: 1.5, 0.7, 0.2
+    assert list_ids(page) == [2, 0, 1]
+    assert "entropy 1.500" in by_css(page, '#list .row[data-id="2"]')[0].text
+    sort.select_by_value("diag:cdp")  # largest first: -0.2, -0.5, -0.9
+    assert list_ids(page) == [0, 2, 1]
+
+
+def test_search_filters_the_list(page):
+    box = by_css(page, "#search")[0]
+    box.send_keys("고양이")
+    wait_for(page, lambda: by_css(page, "#list-count")[0].text == "1 of 3 sentences")
+    assert list_ids(page) == [1]
+    click(page, by_css(page, "#list .row")[0])
+    assert header_tokens(table(page))[1] == ["▁고양이가", "▁잤니", "▁?", "</s>"]
+    box.clear()
+    box.send_keys("NO SUCH THING")
+    wait_for(page, lambda: by_css(page, "#list-count")[0].text == "0 of 3 sentences")
+    assert list_ids(page) == []
+
+
+def test_tokens_that_look_like_markup_show_as_text(page):
+    row = by_css(page, '#list .row[data-id="2"]')[0]
+    click(page, row)
+    third = sentence_groups()[2][0]
+    cols, rows = header_tokens(table(page))
+    assert cols == third.src_tokens
+    assert rows[0] == "▁<b>굵게</b>"
+    assert third.source in by_css(page, ".sentence-head")[0].text
+    # nothing was parsed as markup or run
+    assert page.execute_script("return window.pwned === undefined")
+    assert by_css(page, "#detail img, #list img, #detail b, #detail script") == []
+    text = hover(page, cell(table(page), 0, 4))
+    assert "source ▁<img src=x onerror=alert(2)>" in text
+
+
+def test_words_level_matches_the_library(page):
+    words = sentence_groups()[0][0].to_words()
+    click(page, by_css(page, '.seg[data-name="level"] button[data-value="words"]')[0])
+    cols, rows = header_tokens(table(page))
+    assert cols == words.src_tokens == ["the", "boy", "ate", "an", "apple", ".", "</s>"]
+    assert rows == words.tgt_tokens
+    for i in range(words.shape[0]):
+        for j in (0, 2, words.shape[1] - 1):
+            text = hover(page, cell(table(page), i, j))
+            shown = float(re.search(r"weight (-?\d+\.\d+)", text).group(1))
+            score = float(re.search(r"raw score (-?\d+\.\d+)", text).group(1))
+            assert shown == pytest.approx(words.weights[i, j], abs=1e-4)
+            assert score == pytest.approx(words.scores[i, j], abs=1e-3)
+    # a word row lists the alternatives of each of its pieces
+    row = by_css(page, 'table.heatmap[data-name="main"] th.rowhead[data-i="1"]')[0]
+    text = hover(page, row)
+    assert f"log-prob {words.token_logprobs[1]:.4f}" in text
+    assert "\n▁사과: ▁사과 " in text and "alt1a 0.0625" in text
+    assert "\n를: 를 " in text and "alt2a 0.0625" in text
+
+
+def test_raw_scores_use_a_diverging_scale(page):
+    best = sentence_groups()[0][0]
+    click(page, by_css(page, '.seg[data-name="mode"] button[data-value="scores"]')[0])
+    legend = by_css(page, ".legend")[0].text
+    limit = np.abs(best.scores).max()
+    assert "raw score (pre-softmax)" in legend
+    assert f"{-limit:.2f}" in legend and f"{limit:.2f}" in legend
+    i, j = np.unravel_index(np.argmax(best.scores), best.scores.shape)
+    assert by_css(page, "td.max")  # still marks each row's maximum
+    marked = by_css(page, f'td.max[data-i="{i}"]')[0]
+    assert int(marked.get_attribute("data-j")) == j
+
+
+def test_compare_view_side_by_side_and_difference(driver, tmp_path):
+    a = sentence_groups()[:2]
+    b = [
+        [make_alignment(SRC, TGT, seed=11)],  # same tokens: a difference heatmap
+        [make_alignment(SRC[:3], ["▁다른", "</s>"], seed=12)],  # different tokens
+    ]
+    path = render_html(a, tmp_path / "cmp.html", compare=b, models=["left", "right"])
+    open_page(driver, path)
+    assert header_tokens(table(driver, "left"))[1] == TGT
+    assert header_tokens(table(driver, "right"))[1] == TGT
+    diff = table(driver, "diff")
+    assert "left − right" in by_css(driver, ".pane.diff h3")[0].text
+    for i, j in [(0, 0), (3, 4)]:
+        text = hover(driver, cell(diff, i, j))
+        expected = a[0][0].weights[i, j] - b[0][0].weights[i, j]
+        assert f"difference {expected:.4f}" in text
+        assert f"left weight {a[0][0].weights[i, j]:.4f}" in text
+        assert f"right weight {b[0][0].weights[i, j]:.4f}" in text
+    click(driver, by_css(driver, '#list .row[data-id="1"]')[0])
+    assert header_tokens(table(driver, "right"))[0] == SRC[:3]
+    assert by_css(driver, 'table.heatmap[data-name="diff"]') == []
+    assert "tokens differ" in by_css(driver, ".pane.diff")[0].text
+
+
+def test_clicking_a_row_opens_the_step_breakdown(driver, tmp_path, spm_models):
+    from conftest import make_checkpoint
+
+    from attnviz.explain import explain_steps
+    from attnviz.translator import Translator
+
+    translator = Translator(make_checkpoint(spm_models, attention="additive"), "cpu")
+    text = "the boy ate an apple ."
+    hyps = translator.translate(text, beam_size=2, nbest=2)
+    explained = [explain_steps(translator, text, forced_tokens=h.tgt_tokens) for h in hyps]
+    path = render_html([hyps], tmp_path / "explain.html", explanations=[explained])
+    open_page(driver, path)
+    step = explained[0][1]
+    click(driver, by_css(driver, 'table.heatmap[data-name="main"] th.rowhead[data-i="1"]')[0])
+    panel = by_css(driver, "#explain-panel")[0].text
+    assert "score_j = vᵀ tanh(W q + U h_j)" in panel
+    assert "[B,1,Q]→[B,1,D]" in panel and f"[1,1,{step.sizes['D']}]" in panel
+    for j in range(step.sizes["N"]):
+        assert f"{step.scores[j]:.4f}" in panel and f"{step.weights[j]:.4f}" in panel
+    assert "…" in panel  # vectors are cut to their first dimensions
+    # the second hypothesis has its own breakdown
+    click(driver, by_css(driver, ".hyp-tab")[1])
+    click(driver, by_css(driver, 'table.heatmap[data-name="main"] th.rowhead[data-i="0"]')[0])
+    panel = by_css(driver, "#explain-panel")[0].text
+    assert f"{explained[1][0].scores[0]:.4f}" in panel
+
+
+def test_two_thousand_sentences_stay_responsive(driver, tmp_path, capsys):
+    """Lazy list: only the rows in view exist. Timings are printed, not asserted."""
+    rng = np.random.default_rng(0)
+    words = ["▁the", "▁boy", "▁ate", "▁an", "▁apple", "▁girl", "▁reads", "▁book", "▁cat"]
+    groups = []
+    for n in range(2000):
+        src = [*rng.choice(words, size=int(rng.integers(4, 14))).tolist(), "</s>"]
+        tgt = [*[f"▁w{int(k)}" for k in rng.integers(0, 50, size=len(src))], "</s>"]
+        groups.append([make_alignment(src, tgt, seed=n, source=f"sentence {n}")])
+    path = render_html(groups, tmp_path / "big.html")
+    timings = open_page(driver, path)
+    rows = by_css(driver, "#list .row")
+    assert 0 < len(rows) < 100
+    assert by_css(driver, "#list-count")[0].text == "2000 of 2000 sentences"
+    driver.execute_script("document.getElementById('list').scrollTop = 1e9")
+    wait_for(driver, lambda: 1999 in list_ids(driver))
+    assert len(by_css(driver, "#list .row")) < 100
+    start = time.perf_counter()
+    click(driver, by_css(driver, '#list .row[data-id="1999"]')[0])
+    assert header_tokens(table(driver))[1] == groups[1999][0].tgt_tokens
+    click_ms = (time.perf_counter() - start) * 1000
+    by_css(driver, "#search")[0].send_keys("sentence 1234")
+    wait_for(driver, lambda: by_css(driver, "#list-count")[0].text == "1 of 2000 sentences")
+    with capsys.disabled():
+        print(
+            f"\n2,000-sentence page ({path.stat().st_size / 1e6:.1f} MB): "
+            f"DOMContentLoaded {timings['dom_content_loaded']:.0f} ms, "
+            f"load {timings['load']:.0f} ms, interactive {timings['interactive']:.0f} ms; "
+            f"click to heatmap {click_ms:.0f} ms (driver round trips included)"
+        )
+
+
+def test_page_requests_nothing_from_the_network(page):
+    resources = page.execute_script("return performance.getEntriesByType('resource').length")
+    assert resources == 0
