@@ -260,6 +260,9 @@
   function heatmap(spec) {
     var table = el("table", "heatmap");
     table.dataset.name = spec.name;
+    // short sentences get larger cells; long ones stay on screen
+    var cellSize = spec.src.length <= 12 ? 34 : spec.src.length <= 30 ? 26 : 18;
+    table.style.setProperty("--cell", cellSize + "px");
     var scale = scaleFor(spec.matrix, spec.kind);
     var head = el("tr");
     head.appendChild(el("th"));
@@ -344,7 +347,7 @@
       var alts = alternatives(h, step);
       if (!alts) return;
       var pieceTok = h.pieceTokens ? h.pieceTokens[step] : h.tgt[step];
-      var text = alts.map(function (a) { return shown(a[0]) + " " + fmt(a[1], 4); }).join(", ");
+      var text = alts.map(function (a) { return shown(a[0]) + " " + probText(a[1]); }).join(", ");
       lines.push((h.pieces ? shown(pieceTok) + ": " : "top-" + alts.length + ": ") + text);
     });
     return lines;
@@ -429,8 +432,14 @@
     if (panel) panel.scrollIntoView({ block: "nearest" });
   }
 
+  var SOURCE_DIMS = 4; // per source position, fewer values fit a row
+
+  function signed(v) { return (v >= 0 ? "+" : "") + fmt(v, 3); }
+
+  function probText(p) { return p >= 1e-4 ? fmt(p, 4) : Number(p).toExponential(2); }
+
   function vectorText(values, total) {
-    var text = values.map(function (v) { return fmt(v, 3); }).join("  ");
+    var text = values.map(signed).join("  ");
     return total > values.length ? text + "  \u2026 (" + values.length + " of " + total + ")" : text;
   }
 
@@ -448,19 +457,17 @@
     var labels = x.labels || {};
     function label(key) { return labels[key] || { name: key, shape: "" }; }
     function shapeText(key) { var l = label(key); return (l.shape || "") + (l.size ? "  = " + l.size : ""); }
-    root.appendChild(el("div", "formula", x.formula || ""));
     root.appendChild(section(label("query").name, shapeText("query"), el("div", "vec", vectorText(x.query, x.sizes.Q))));
     if (x.projected_query) {
       root.appendChild(section(label("projected_query").name, shapeText("projected_query"),
         el("div", "vec", vectorText(x.projected_query, x.sizes.D))));
     }
+    // scores and weights first, so they stay in view; then each intermediate's first values
     var table = el("table");
     var head = el("tr");
-    var cols = [["j", null], ["source", null]];
+    var cols = [["j", null], ["source", null], ["score_j", shapeText("scores")], ["\u03b1_j", shapeText("weights")], ["", null]];
     var perSource = x.per_source || [];
     perSource.forEach(function (key) { cols.push([label(key).name, shapeText(key)]); });
-    cols.push([label("scores").name, shapeText("scores")]);
-    cols.push([label("weights").name, shapeText("weights")]);
     cols.forEach(function (c) {
       var th = el("th", null, c[0]);
       if (c[1]) { th.appendChild(el("br")); th.appendChild(el("span", "shape", c[1])); }
@@ -471,19 +478,20 @@
       var tr = el("tr");
       tr.appendChild(el("td", "num", j));
       tr.appendChild(el("td", null, shown(token)));
-      perSource.forEach(function (key) {
-        tr.appendChild(el("td", "vec", vectorText(x[key][j], key === "keys" ? x.sizes.H : x.sizes[label(key).width || "D"])));
-      });
       tr.appendChild(el("td", "num", fmt(x.scores[j], 4)));
-      var wcell = el("td", "num");
+      tr.appendChild(el("td", "num", fmt(x.weights[j], 4)));
+      var barCell = el("td");
       var bar = el("span", "pbar");
       bar.style.width = Math.round(60 * x.weights[j]) + "px";
-      wcell.appendChild(el("span", null, fmt(x.weights[j], 4) + " "));
-      wcell.appendChild(bar);
-      tr.appendChild(wcell);
+      barCell.appendChild(bar);
+      tr.appendChild(barCell);
+      perSource.forEach(function (key) {
+        var width = x.sizes[label(key).width] || x[key][j].length;
+        tr.appendChild(el("td", "vec", vectorText(x[key][j].slice(0, SOURCE_DIMS), width)));
+      });
       table.appendChild(tr);
     });
-    root.appendChild(section("per source position", null, table));
+    root.appendChild(section(x.formula + ", then \u03b1 = softmax(score)", null, table));
     root.appendChild(section(label("context").name, shapeText("context"), el("div", "vec", vectorText(x.context, x.sizes.H))));
     root.appendChild(section(label("attentional").name, shapeText("attentional"), el("div", "vec", vectorText(x.attentional, x.sizes.Q))));
     var top = el("table");
@@ -491,7 +499,13 @@
       var tr = el("tr");
       tr.appendChild(el("td", "num", k + 1));
       tr.appendChild(el("td", null, shown(pair[0])));
-      tr.appendChild(el("td", "num", fmt(pair[1], 4)));
+      tr.appendChild(el("td", "num", probText(pair[1])));
+      var barCell = el("td");
+      var bar = el("span", "pbar");
+      bar.style.width = Math.round(60 * pair[1]) + "px";
+      barCell.appendChild(bar);
+      tr.appendChild(barCell);
+      if (pair[0] === x.target) tr.appendChild(el("td", null, "\u2190 emitted"));
       top.appendChild(tr);
     });
     root.appendChild(section(label("topk").name, shapeText("topk"), top));
