@@ -511,3 +511,34 @@ def test_two_thousand_sentences_stay_responsive(driver, tmp_path, capsys):
 def test_page_requests_nothing_from_the_network(page):
     resources = page.execute_script("return performance.getEntriesByType('resource').length")
     assert resources == 0
+
+
+def test_arrow_keys_move_through_the_list(page):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    ActionChains(page).send_keys(Keys.ARROW_DOWN).perform()
+    assert "#1" in by_css(page, ".sentence-head")[0].text
+    assert by_css(page, "#list .row.selected")[0].get_attribute("data-id") == "1"
+    ActionChains(page).send_keys(Keys.ARROW_DOWN, Keys.ARROW_DOWN, Keys.ARROW_UP).perform()
+    assert by_css(page, "#list .row.selected")[0].get_attribute("data-id") == "1"
+
+
+def test_empty_and_failed_sentences_are_listed_and_explained(driver, tmp_path):
+    groups = [
+        [Alignment.empty("   ")],
+        {"id": 1, "source": "\ufffdbad", "error": "line 2: not valid UTF-8"},
+        sentence_groups()[1],
+    ]
+    path = render_html(groups, tmp_path / "odd.html")
+    open_page(driver, path)
+    assert "nothing to draw" in by_css(driver, "#detail")[0].text
+    click(driver, by_css(driver, "#list .row.error")[0])
+    assert "line 2: not valid UTF-8" in by_css(driver, ".sentence-head")[0].text
+    assert by_css(driver, "table.heatmap") == []
+    click(driver, by_css(driver, '#list .row[data-id="2"]')[0])
+    assert len(by_css(driver, "table.heatmap")) == 1
+    click(driver, by_css(driver, '.seg[data-name="level"] button[data-value="words"]')[0])
+    click(driver, by_css(driver, '#list .row[data-id="0"]')[0])
+    assert "nothing to draw" in by_css(driver, "#detail")[0].text
+    assert [e for e in driver.get_log("browser") if e["level"] == "SEVERE"] == []

@@ -695,6 +695,22 @@
       if (row) select(Number(row.dataset.index));
     });
     window.addEventListener("resize", function () { drawList(true); });
+    // ↑/↓ (or k/j) move through the listed sentences, outside text fields
+    document.addEventListener("keydown", function (event) {
+      var tag = event.target && event.target.tagName;
+      if (tag === "INPUT" || tag === "SELECT" || tag === "TEXTAREA" || event.altKey || event.ctrlKey || event.metaKey) return;
+      var step = event.key === "ArrowDown" || event.key === "j" ? 1 : event.key === "ArrowUp" || event.key === "k" ? -1 : 0;
+      if (!step || !state.visible.length) return;
+      event.preventDefault();
+      var at = state.visible.indexOf(state.selected);
+      var next = state.visible[Math.min(Math.max(at + step, 0), state.visible.length - 1)];
+      select(next);
+      var list = $("list"), top = state.visible.indexOf(next) * ROW_HEIGHT;
+      if (top < list.scrollTop || top + ROW_HEIGHT > list.scrollTop + list.clientHeight) {
+        list.scrollTop = top - list.clientHeight / 2;
+        drawList(false);
+      }
+    });
     refilter();
     drawDetail();
     document.body.dataset.ready = "1";
