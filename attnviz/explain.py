@@ -134,9 +134,9 @@ class StepExplanation:
         names += ["scores", "weights", "context", "attentional"]
         return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
 
-    def to_dict(self, dims: int | None = None) -> dict[str, Any]:
+    def to_dict(self, dims: int | None = None, decimals: int | None = None) -> dict[str, Any]:
         """A JSON-ready dict; with ``dims``, vectors keep only their first ``dims`` values
-        (scores and weights are always whole)."""
+        (scores and weights are always whole); with ``decimals``, numbers are rounded."""
         record: dict[str, Any] = {
             "scorer": self.scorer,
             "step": self.step,
@@ -150,12 +150,16 @@ class StepExplanation:
             "sizes": self.sizes,
             "labels": self.labels(),
             "dims": dims,
-            "topk": [[token, float(p)] for token, p in self.topk],
+            "topk": [
+                [token, round(float(p), decimals) if decimals is not None else float(p)]
+                for token, p in self.topk
+            ],
         }
         for name, array in self.arrays().items():
             if dims is not None and name not in ("scores", "weights"):
                 array = array[..., :dims]
-            record[name] = array.astype(np.float64).tolist()
+            array = array.astype(np.float64)
+            record[name] = (np.round(array, decimals) if decimals is not None else array).tolist()
         return record
 
     def to_json(self) -> str:

@@ -264,9 +264,12 @@ def cell(table_element, i, j):
 
 
 def list_ids(driver) -> list[int]:
-    rows = by_css(driver, "#list .row")
-    rows.sort(key=lambda r: float(r.value_of_css_property("top").removesuffix("px")))
-    return [int(r.get_attribute("data-id")) for r in rows]
+    """Sentence ids of the listed rows, top to bottom (read in one go: the list redraws)."""
+    return driver.execute_script(
+        "return [...document.querySelectorAll('#list .row')]"
+        ".sort((a, b) => parseFloat(a.style.top) - parseFloat(b.style.top))"
+        ".map(r => Number(r.dataset.id));"
+    )
 
 
 def wait_for(driver, condition, timeout=10.0):

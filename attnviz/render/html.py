@@ -35,6 +35,7 @@ EXPLAIN_DIMS = 8  # vector dimensions stored per intermediate of an explained st
 # stored precision: the page shows 4 decimals, so these round-trip what a person reads
 WEIGHT_DECIMALS = 5
 SCORE_DECIMALS = 4
+EXPLAIN_DECIMALS = 6
 _JSON_ESCAPES = {
     ord("<"): "\\u003c",
     ord(">"): "\\u003e",
@@ -116,7 +117,9 @@ def _hypothesis(alignment: Alignment, explanation: Sequence[Any] | None) -> dict
         entry["topk"] = topk
     if explanation:
         entry["explain"] = [
-            step.to_dict(dims=EXPLAIN_DIMS) if hasattr(step, "to_dict") else step
+            step.to_dict(dims=EXPLAIN_DIMS, decimals=EXPLAIN_DECIMALS)
+            if hasattr(step, "to_dict")
+            else step
             for step in explanation
         ]
     return entry
