@@ -261,7 +261,10 @@ class Alignment:
         )
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), ensure_ascii=False, allow_nan=False)
+        """One JSON line; hidden characters (controls, bidi overrides) as ``\\u`` escapes."""
+        from attnviz.text import json_safe
+
+        return json_safe(json.dumps(self.to_dict(), ensure_ascii=False, allow_nan=False))
 
     @classmethod
     def from_json(cls, line: str) -> Alignment:
@@ -286,3 +289,12 @@ def _matrix(rows: Any, shape: tuple[int, int], name: str) -> np.ndarray:
     if matrix.shape != shape:
         raise ValueError(f"{name} has shape {matrix.shape}, expected {shape} from the tokens")
     return matrix
+
+
+@dataclass(frozen=True)
+class SentenceError:
+    """A sentence that could not be decoded: its 0-based position, its text and why."""
+
+    index: int
+    source: str
+    message: str

@@ -15,9 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from attnviz.model import Seq2Seq
-
-DEFAULT_LENGTH_PENALTY = 1.0
+from attnviz.model import Seq2Seq, pad_batch
+from attnviz.options import DEFAULT_LENGTH_PENALTY
 
 
 def max_output_length(source_length: int) -> int:
@@ -127,9 +126,8 @@ def beam_decode(
     A sentence stops once it holds ``beam_size`` finished hypotheses or reaches its length
     limit; the ``nbest`` best by length-normalised score are returned.
     """
-    if beam_size < 1:
-        raise ValueError("beam_size must be at least 1")
-    nbest = max(1, min(nbest, beam_size))
+    if not 1 <= nbest <= beam_size:  # DecodeOptions checks this for users
+        raise ValueError(f"need 1 <= nbest ({nbest}) <= beam_size ({beam_size})")
     config = model.config
     k = beam_size
     batch = src.size(0)
@@ -262,11 +260,8 @@ def forced_decode(
     if len(references) != batch:
         raise ValueError(f"{len(references)} references for {batch} sentences")
     targets = [[*ref, config.eos_id] for ref in references]
-    steps = max(len(t) for t in targets)
-    padded = torch.full((batch, steps), config.pad_id, dtype=torch.long)
-    for b, target in enumerate(targets):
-        padded[b, : len(target)] = torch.tensor(target, dtype=torch.long)
-    padded = padded.to(src.device)
+    padded, _ = pad_batch(targets, config.pad_id, src.device)  # [B, T]
+    steps = padded.size(1)
     keys, projected, mask, state = model.encode(src, lengths)
     prev = torch.full((batch,), config.bos_id, dtype=torch.long, device=src.device)
     weights, scores, logprobs = [], [], []

@@ -31,3 +31,7 @@ class DeviceError(AttnvizError):
 
 class InputError(AttnvizError):
     """Input text or files that cannot be processed."""
+
+
+class OutputError(AttnvizError):
+    """An output path that cannot or must not be written."""

@@ -1,26 +1,88 @@
-"""Thin SentencePiece wrapper built from a model's serialized bytes."""
+"""Tokenizers behind one small interface, one class per kind, rebuilt from plain specs."""
 
 from __future__ import annotations
 
-from typing import Any
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
 
-from attnviz.alignment import word_groups
 from attnviz.errors import TokenizerError
 
 
-class Tokenizer:
-    """Pieces, ids, detokenization and the piece -> word map of one SentencePiece model."""
+class Tokenizer(ABC):
+    """What the translator needs of a tokenizer: ids, pieces, detokenization, word rule.
+
+    Each kind is one subclass registered with :func:`register`; a checkpoint stores a
+    tokenizer as a plain ``spec`` dict (``{"kind": ..., ...}``) and :func:`tokenizer_from_spec`
+    rebuilds it, so the translator never knows which kind it holds.
+    """
+
+    #: Name stored in specs.
+    kind: ClassVar[str] = ""
+    #: How pieces group into words: ``"sentencepiece"`` (a piece starting with ▁ opens a word).
+    word_rule: ClassVar[str] = "sentencepiece"
+
+    @property
+    @abstractmethod
+    def vocab_size(self) -> int: ...
+
+    @abstractmethod
+    def encode(self, text: str) -> list[int]: ...
+
+    @abstractmethod
+    def decode(self, ids: list[int]) -> str: ...
+
+    @abstractmethod
+    def id_to_piece(self, index: int) -> str: ...
+
+    @abstractmethod
+    def piece_to_id(self, piece: str) -> int: ...
+
+    @abstractmethod
+    def to_spec(self) -> dict[str, Any]:
+        """Plain data (str, int, bytes, lists, dicts) that :meth:`from_spec` reads back."""
+
+    @classmethod
+    @abstractmethod
+    def from_spec(cls, spec: dict[str, Any]) -> Tokenizer: ...
+
+
+TOKENIZER_KINDS: dict[str, type[Tokenizer]] = {}
+
+
+def register(cls: type[Tokenizer]) -> type[Tokenizer]:
+    """Class decorator: make a tokenizer kind loadable from specs."""
+    TOKENIZER_KINDS[cls.kind] = cls
+    return cls
+
+
+def tokenizer_from_spec(spec: Any) -> Tokenizer:
+    """Rebuild a tokenizer from its spec; every problem is a TokenizerError."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("kind"), str):
+        raise TokenizerError("a tokenizer spec must be a dict with a 'kind'")
+    kind = spec["kind"]
+    if kind not in TOKENIZER_KINDS:
+        valid = ", ".join(sorted(TOKENIZER_KINDS))
+        raise TokenizerError(f"unknown tokenizer kind {kind[:40]!r}; known: {valid}")
+    return TOKENIZER_KINDS[kind].from_spec(spec)
+
+
+@register
+class SentencePieceTokenizer(Tokenizer):
+    """A SentencePiece model, stored as its serialized bytes."""
+
+    kind = "sentencepiece"
 
     def __init__(self, model_bytes: bytes) -> None:
         import sentencepiece as spm
 
-        if not model_bytes:
-            raise TokenizerError("the SentencePiece model is empty")
+        if not isinstance(model_bytes, bytes | bytearray) or not model_bytes:
+            raise TokenizerError("the SentencePiece model is empty or not bytes")
         processor = spm.SentencePieceProcessor()
         try:
             processor.LoadFromSerializedProto(bytes(model_bytes))
         except Exception as err:  # sentencepiece raises RuntimeError/OSError variants
             raise TokenizerError(f"cannot read the SentencePiece model: {err}") from err
+        self._bytes = bytes(model_bytes)
         self._sp: Any = processor
 
     @property
@@ -29,9 +91,6 @@ class Tokenizer:
 
     def encode(self, text: str) -> list[int]:
         return list(self._sp.encode(text, out_type=int))
-
-    def pieces(self, text: str) -> list[str]:
-        return list(self._sp.encode(text, out_type=str))
 
     def id_to_piece(self, index: int) -> str:
         return str(self._sp.id_to_piece(int(index)))
@@ -42,14 +101,17 @@ class Tokenizer:
     def decode(self, ids: list[int]) -> str:
         return str(self._sp.decode([int(i) for i in ids]))
 
-    @staticmethod
-    def word_map(pieces: list[str]) -> list[int]:
-        """Word index of each piece (a piece starting with ▁ starts a word)."""
-        index = [0] * len(pieces)
-        for word, group in enumerate(word_groups(pieces)):
-            for position in group:
-                index[position] = word
-        return index
+    def to_spec(self) -> dict[str, Any]:
+        return {"kind": self.kind, "model": self._bytes}
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> SentencePieceTokenizer:
+        return cls(spec.get("model", b""))
+
+
+def sentencepiece_spec(model_bytes: bytes) -> dict[str, Any]:
+    """The spec of a SentencePiece model given as bytes (as :func:`train_sentencepiece` makes)."""
+    return {"kind": SentencePieceTokenizer.kind, "model": bytes(model_bytes)}
 
 
 def train_sentencepiece(

@@ -71,19 +71,29 @@ def stdout_console():
             os.dup2(devnull, sys.stdout.fileno())
             raise typer.Exit(0)
 
-    return _PipeConsole(highlight=False)
+    return _PipeConsole(highlight=False, emoji=False)
 
 
 def stderr_console():
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    return Console(stderr=True, highlight=False, emoji=False, soft_wrap=True)
+
+
+def safe_text(text: object, label: str = "", style: str = ""):
+    """A console line of untrusted ``text`` after an optional styled ``label``: control
+    characters made visible, nothing read as markup or emoji codes."""
+    from rich.text import Text
+
+    from attnviz.text import visible
+
+    line = Text.assemble((label, style), " ") if label else Text()
+    line.append(visible(text))
+    return line
 
 
 def fail(message: str, code: int = 1) -> None:
-    from rich.markup import escape
-
-    stderr_console().print(f"[bold red]attnviz: error:[/] {escape(message)}")
+    stderr_console().print(safe_text(message, "attnviz: error:", "bold red"))
     raise typer.Exit(code)
 
 
@@ -126,6 +136,13 @@ def sentences_from(text: list[str] | None) -> list[str]:
             raise InputError("stdin is empty: no sentences to translate")
         return lines
     return list(text)  # text that is not valid UTF-8 is refused by the translator
+
+
+def decode_options(**values):
+    """A DecodeOptions from CLI values; its errors name the library's fields, mapped to flags."""
+    from attnviz.options import DecodeOptions
+
+    return DecodeOptions(**values)
 
 
 def load_translator(model: str | None, device: str, precision: str = "auto"):
