@@ -168,6 +168,9 @@ class Alignment:
             )
         src_groups = word_groups(self.src_tokens)
         tgt_groups = word_groups(self.tgt_tokens)
+        meta = dict(self.meta)
+        if "topk" in meta:
+            meta["topk"] = _word_topk(meta["topk"], self.tgt_tokens, tgt_groups)
         weights = np.stack(
             [self.weights[:, g].sum(axis=1) for g in src_groups], axis=1
         )  # [T, S_words]
@@ -188,7 +191,7 @@ class Alignment:
             score=self.score,
             rank=self.rank,
             level="words",
-            meta=dict(self.meta),
+            meta=meta,
         )
 
     # -- serialisation ----------------------------------------------------------------------
@@ -269,6 +272,22 @@ class Alignment:
     @classmethod
     def from_json(cls, line: str) -> Alignment:
         return cls.from_dict(json.loads(line))
+
+
+def _word_topk(topk: Any, tokens: list[str], groups: list[list[int]]) -> Any:
+    """Per word, the alternatives its first piece beat (the emitted piece left out).
+
+    ``topk`` holds, per piece, ``[token, probability]`` pairs; anything else is kept as is.
+    """
+    well_formed = isinstance(topk, list) and len(topk) == len(tokens)
+    well_formed = well_formed and all(
+        isinstance(step, list)
+        and all(isinstance(pair, list | tuple) and len(pair) == 2 for pair in step)
+        for step in topk
+    )
+    if not well_formed:
+        return topk
+    return [[pair for pair in topk[g[0]] if pair[0] != tokens[g[0]]] for g in groups]
 
 
 def _json_float(value: float) -> float | None:

@@ -281,9 +281,7 @@ def explain_ids(
 
 def _source(translator: Translator, text: str) -> tuple[list[int], list[str]]:
     config = translator.config
-    ids = translator.src_tokenizer.encode(text)
-    if config.src_eos:
-        ids.append(config.eos_id)
+    ids = translator.encode_source(text)
     if not [i for i in ids if i != config.eos_id]:
         raise InputError("nothing to explain: the sentence is empty")
     return ids, [_piece(translator.src_tokenizer, config, i) for i in ids]
@@ -295,20 +293,6 @@ def _piece(tokenizer: Any, config: Any, index: int) -> str:
     if index == config.unk_id:
         return "<unk>"
     return tokenizer.id_to_piece(index)
-
-
-def target_ids(translator: Translator, tokens: Sequence[str]) -> list[int]:
-    """Target pieces (as in an Alignment, ``</s>`` included) back to ids."""
-    config = translator.config
-    ids = []
-    for token in tokens:
-        if token == "</s>":
-            ids.append(config.eos_id)
-        elif token == "<unk>":
-            ids.append(config.unk_id)
-        else:
-            ids.append(translator.tgt_tokenizer.piece_to_id(token))
-    return ids
 
 
 def explain_steps(
@@ -329,7 +313,7 @@ def explain_steps(
         raise UsageError("give a target prefix or forced tokens, not both")
     source_ids, src_tokens = _source(translator, text)
     if forced_tokens is not None:
-        forced = target_ids(translator, forced_tokens)
+        forced = translator.target_ids(forced_tokens)
     elif prefix is not None:
         forced = translator.tgt_tokenizer.encode(prefix)
     else:

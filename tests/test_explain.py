@@ -231,3 +231,69 @@ def test_rich_panels_never_print_markup_or_control_characters_from_tokens(explai
     text = console.file.getvalue()
     assert "[bold]x[/bold]" in text
     assert "\x1b" not in text
+
+
+# -- on the command line ------------------------------------------------------------------
+
+
+def cli(args):
+    from typer.testing import CliRunner
+
+    from attnviz.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def test_explain_command_json_holds_every_intermediate(checkpoint_path, spm_models):
+    from conftest import make_checkpoint
+
+    from attnviz.explain import explain_step
+    from attnviz.translator import Translator
+
+    result = cli(
+        ["explain", SENTENCE, "--step", "2", "--json", "--model", checkpoint_path,
+         "--device", "cpu"]
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    expected = explain_step(Translator(make_checkpoint(spm_models), "cpu"), SENTENCE, 2)
+    assert record["step"] == 2 and record["target"] == expected.target_token
+    for name, array in expected.arrays().items():
+        assert_close(record[name], array, **EXACT)
+    # scores from the printed intermediates: vᵀ tanh(W q + U h_j)
+    hidden = np.tanh(np.array(record["projected_query"]) + np.array(record["projected_keys"]))
+    assert_close(record["scores"], hidden @ np.array(record["v"]), **EXACT)
+
+
+def test_explain_command_draws_the_panels(checkpoint_path, spm_models):
+    from conftest import make_checkpoint
+
+    from attnviz.translator import Translator
+
+    tokenizer = Translator(make_checkpoint(spm_models), "cpu").tgt_tokenizer
+    first = tokenizer.id_to_piece(tokenizer.encode("고양이가")[0])
+    result = cli(
+        ["explain", SENTENCE, "--dims", "2", "--prefix", "고양이가", "--step", "1",
+         "--model", checkpoint_path, "--device", "cpu"]
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "score_j = vᵀ tanh(W q + U h_j)" in result.stdout
+    assert "[B,1,Q]→[B,1,D]" in result.stdout
+    so_far = next(line for line in result.stdout.splitlines() if line.startswith("so far"))
+    assert so_far.split() == ["so", "far", first]  # the first piece of the forced prefix
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment", "code"),
+    [
+        (["--step", "99"], "step must be below", 2),
+        (["--step", "-1"], "--step must be 0 or more", 2),
+        (["--dims", "0"], "--dims must be at least 1", 2),
+        (["--topk", "0"], "--topk must be between 1 and 50", 2),
+    ],
+)
+def test_explain_command_errors_are_one_line(checkpoint_path, args, fragment, code):
+    result = cli(["explain", SENTENCE, "--model", checkpoint_path, "--device", "cpu", *args])
+    assert result.exit_code == code
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and fragment in lines[0] and "Traceback" not in result.output

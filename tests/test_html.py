@@ -15,7 +15,7 @@ import pytest
 from browser import missing_browser, open_page, start_browser, stop_browser
 
 from attnviz.alignment import Alignment
-from attnviz.render.html import HtmlPage, render_html, script_json
+from attnviz.render.html import HtmlPage, read_page, render_html, script_json
 
 # -- data -------------------------------------------------------------------------------------
 
@@ -141,19 +141,15 @@ def test_page_is_self_contained_and_its_data_round_trips(tmp_path):
     assert "<title>&lt;i&gt;title&lt;/i&gt;</title>" in text
     # exactly the page's own elements: a token cannot open or close one
     assert text.count("<script") == 2 and text.count("</script>") == 2
-    data = page_data(path)
-    sentences = [s for s in data["sentences"] if s is not None]
-    assert [s["id"] for s in sentences] == [0, 1, 2]
-    assert [len(s["hyps"]) for s in sentences] == [3, 1, 1]
-    for group, sentence in zip(groups, sentences, strict=True):
-        assert sentence["source"] == group[0].source
-        for alignment, hyp in zip(group, sentence["hyps"], strict=True):
-            assert hyp["src"] == alignment.src_tokens and hyp["tgt"] == alignment.tgt_tokens
-            assert np.abs(np.array(hyp["w"]) - alignment.weights).max() <= 0.5e-5 + 1e-7
-            assert np.abs(np.array(hyp["s"]) - alignment.scores).max() <= 0.5e-4 + 1e-6
-            assert hyp["score"] == pytest.approx(alignment.score)
-    assert sentences[0]["diag"] == {"entropy": 0.7, "cdp": -0.2}
-    assert sentences[0]["hyps"][0]["topk"][0][1] == ["alt0a", 0.0625]
+    # what was written is read back exactly: tokens, matrices, scores, ranks, meta
+    back = read_page(path)
+    assert [s.index for s in back] == [0, 1, 2]
+    for group, sentence in zip(groups, back, strict=True):
+        assert sentence.source == group[0].source and sentence.error is None
+        assert list(sentence.alignments) == group
+        assert sentence.compare is None
+    assert back[0].alignments[0].meta["diagnostics"] == {"entropy": 0.7, "cdp": -0.2}
+    assert back[0].alignments[0].meta["topk"][0][1] == ["alt0a", 0.0625]
 
 
 def test_records_from_an_export_are_accepted(tmp_path):
@@ -166,14 +162,44 @@ def test_records_from_an_export_are_accepted(tmp_path):
     assert entries[1] == {"id": 8, "source": "bad line", "error": "line 9: not UTF-8"}
 
 
-def test_nan_scores_become_null_not_invalid_json(tmp_path):
+def test_values_that_are_not_finite_survive(tmp_path):
     alignment = make_alignment(SRC[:3], TGT[:2], score=math.nan)
     scores = alignment.scores.copy()
-    scores[0, 1] = np.nan
+    scores[0, 1], scores[1, 2] = np.nan, -np.inf
     broken = Alignment(**{**alignment.__dict__, "scores": scores})
     path = render_html([[broken]], tmp_path / "nan.html")
-    hyp = page_data(path)["sentences"][0]["hyps"][0]
-    assert hyp["score"] is None and hyp["s"][0][1] is None
+    assert page_data(path)["sentences"][0]["hyps"][0]["score"] is None
+    back = read_page(path)[0].alignments[0]
+    assert back.tgt_tokens == broken.tgt_tokens and np.array_equal(back.weights, broken.weights)
+    assert np.array_equal(back.scores, broken.scores, equal_nan=True)
+    assert math.isnan(back.score) and math.isnan(back.scores[0, 1])
+    assert back.scores[1, 2] == -np.inf
+
+
+def test_compared_model_and_failed_lines_read_back(tmp_path):
+    groups = sentence_groups()[:2]
+    other = [[make_alignment(SRC, TGT, seed=9)], [make_alignment(SRC[:2], TGT[:1], seed=8)]]
+    failed = {"id": 2, "source": "x", "error": "line 3: too long"}
+    path = render_html([*groups, failed], tmp_path / "cmp.html", compare=[*other, other[0]])
+    back = read_page(path)
+    assert [list(s.compare) for s in back[:2]] == [
+        [Alignment(**{**a.__dict__, "source": g[0].source}) for a in o]
+        for o, g in zip(other, groups, strict=True)
+    ]
+    assert back[2].error == "line 3: too long" and back[2].alignments == ()
+
+
+def test_reading_something_else_is_one_clear_error(tmp_path):
+    from attnviz.errors import InputError
+
+    (tmp_path / "plain.html").write_text("<html>hello</html>", encoding="utf-8")
+    with pytest.raises(InputError, match="not an attnviz HTML page"):
+        read_page(tmp_path / "plain.html")
+    path = render_html(sentence_groups(), tmp_path / "view.html")
+    damaged = path.read_text(encoding="utf-8").replace('"w":"', '"w":"!!', 1)
+    path.write_text(damaged, encoding="utf-8")
+    with pytest.raises(InputError, match="damaged"):
+        read_page(path)
 
 
 def test_writing_is_atomic(tmp_path, monkeypatch):
@@ -200,10 +226,8 @@ def test_writing_is_atomic(tmp_path, monkeypatch):
 
 def test_mismatched_inputs_are_refused(tmp_path):
     groups = sentence_groups()
-    with pytest.raises(ValueError, match="2 compared sentences for 3"):
+    with pytest.raises(ValueError, match="2 compared sentences for 3 sentences"):
         render_html(groups, tmp_path / "x.html", compare=groups[:2])
-    with pytest.raises(ValueError, match="mode"):
-        HtmlPage(mode="energies")
     assert not (tmp_path / "x.html").exists()
 
 
@@ -544,4 +568,103 @@ def test_empty_and_failed_sentences_are_listed_and_explained(driver, tmp_path):
     click(driver, by_css(driver, '.seg[data-name="level"] button[data-value="words"]')[0])
     click(driver, by_css(driver, '#list .row[data-id="0"]')[0])
     assert "nothing to draw" in by_css(driver, "#detail")[0].text
+    assert [e for e in driver.get_log("browser") if e["level"] == "SEVERE"] == []
+
+
+# -- on the command line ------------------------------------------------------------------
+
+
+def cli(args, **kwargs):
+    from typer.testing import CliRunner
+
+    from attnviz.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args], **kwargs)
+
+
+def test_html_command_stores_hypotheses_alternatives_and_step_breakdowns(
+    tmp_path, checkpoint_path, spm_models
+):
+    from conftest import make_checkpoint
+
+    from attnviz.translator import Translator
+
+    out = tmp_path / "view.html"
+    texts = ["the boy ate an apple .", "did the cat sleep ?"]
+    base = ["--model", checkpoint_path, "--device", "cpu", "--out", out]
+    result = cli(["html", *texts, *base, "--beam", "2", "--nbest", "2", "--topk", "3"])
+    assert result.exit_code == 0, result.output
+    translator = Translator(make_checkpoint(spm_models), "cpu")
+    expected = translator.translate_grouped(texts, beam=2, nbest=2, topk=3)
+    back = read_page(out)
+    assert [list(s.alignments) for s in back] == expected
+    data = [s for s in page_data(out)["sentences"] if s is not None]
+    for sentence, group in zip(data, expected, strict=True):
+        for hyp, alignment in zip(sentence["hyps"], group, strict=True):
+            steps = hyp["explain"]
+            assert [s["target"] for s in steps] == alignment.tgt_tokens
+            np.testing.assert_allclose(
+                [s["scores"] for s in steps], alignment.scores, rtol=1e-6, atol=1e-6
+            )
+            assert len(steps[0]["query"]) == 8  # --dims default
+    # an existing file is kept unless --force
+    again = cli(["html", texts[0], *base])
+    assert again.exit_code == 1 and "file exists; pass --force" in again.stderr
+    assert len(read_page(out)) == 2
+    forced = cli(["html", texts[0], *base, "--force", "--no-explain", "--words"])
+    assert forced.exit_code == 0, forced.output
+    assert len(read_page(out)) == 1
+    assert page_data(out)["meta"]["level"] == "words"
+    assert "explain" not in page_data(out)["sentences"][0]["hyps"][0]
+
+
+def test_html_command_compares_two_models(tmp_path, checkpoint_path, spm_models):
+    from conftest import make_checkpoint
+
+    from attnviz.checkpoint import save_checkpoint
+
+    other = tmp_path / "other.pt"
+    save_checkpoint(make_checkpoint(spm_models, attention="general", seed=3), other)
+    out = tmp_path / "cmp.html"
+    result = cli(
+        ["html", "the boy ate an apple .", "--model", checkpoint_path, "--compare-model", other,
+         "--device", "cpu", "--out", out]
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = page_data(out)
+    assert data["meta"]["models"] == ["tiny", "other"]
+    sentence = read_page(out)[0]
+    assert sentence.compare is not None and len(sentence.compare) == 1
+    forced = data["sentences"][0]["cmp_forced"]
+    assert forced["tgt"] == list(sentence.alignments[0].tgt_tokens)  # B said A's translation
+
+
+def test_export_html_holds_what_the_jsonl_holds(tmp_path, checkpoint_path):
+    from attnviz.export import read_html, read_jsonl
+
+    source = tmp_path / "input.txt"
+    source.write_text("the boy ate an apple .\n\ndid the cat sleep ?\n", encoding="utf-8")
+    out = tmp_path / "out"
+    result = cli(
+        ["export", source, "--out", out, "--model", checkpoint_path, "--device", "cpu",
+         "--html", "--beam", "2", "--nbest", "2", "--topk", "2"]
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    from_html = list(read_html(out / "view.html"))
+    assert from_html == list(read_jsonl(out / "alignments.jsonl"))
+    assert len(from_html) == 3 and len(from_html[0].alignments) == 2
+    assert len(from_html[0].alignments[0].meta["topk"][0]) == 2
+
+
+def test_export_html_page_opens(driver, tmp_path, checkpoint_path):
+    source = tmp_path / "input.txt"
+    source.write_text("the boy ate an apple .\nnot < script > & co\n", encoding="utf-8")
+    out = tmp_path / "out"
+    result = cli(
+        ["export", source, "--out", out, "--model", checkpoint_path, "--device", "cpu", "--html"]
+    )
+    assert result.exit_code == 0, result.output
+    open_page(driver, out / "view.html")
+    assert by_css(driver, "#list-count")[0].text == "2 of 2 sentences"
+    assert len(by_css(driver, "table.heatmap")) == 1
     assert [e for e in driver.get_log("browser") if e["level"] == "SEVERE"] == []

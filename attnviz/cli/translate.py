@@ -23,9 +23,11 @@ from attnviz.cli.common import (
     ModelOption,
     NbestOption,
     PrecisionOption,
+    PrefixOption,
     RefOption,
     ScoresOption,
     TextArgument,
+    TopkOption,
     ValuesOption,
     WordsOption,
     check_refs,
@@ -49,6 +51,8 @@ def translate(
     beam: BeamOption = 1,
     nbest: NbestOption = 1,
     ref: RefOption = None,
+    prefix: PrefixOption = None,
+    topk: TopkOption = 0,
     words: WordsOption = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object per hypothesis per line on stdout.")
@@ -64,7 +68,9 @@ def translate(
     with errors():
         from attnviz.render.values import render_options
 
-        options = decode_options(beam=beam, nbest=nbest, words=words, batch_size=batch_size)
+        options = decode_options(
+            beam=beam, nbest=nbest, words=words, batch_size=batch_size, prefix=prefix, topk=topk
+        )
         from_stdin = not text or text == ["-"]
         if from_stdin:
             batches = _stdin_batches(batch_size, ref)

@@ -16,15 +16,15 @@ from rich.table import Table
 from rich.text import Text
 
 from attnviz.explain import StepExplanation
+from attnviz.text import visible
 
 DEFAULT_DIMS = 6
 BAR_CELLS = 20
 
 
 def safe_text(token: str) -> str:
-    """A token as printable text: control characters replaced, an empty piece shown as ∅."""
-    shown = "".join(ch if ch.isprintable() else "\ufffd" for ch in token)
-    return shown or "∅"
+    """A token as printable text: hidden characters made visible, an empty piece as ∅."""
+    return visible(token) or "∅"
 
 
 def vector_text(values: np.ndarray, dims: int, *, total: bool = True) -> str:
@@ -61,7 +61,9 @@ def _per_source_table(expl: StepExplanation, dims: int) -> Table:
     table.add_column("token", no_wrap=True)
     for key in expl.per_source:
         label = labels[key]
-        table.add_column(Text(f"{label['name']}\n{label['shape']}", style="bold"), overflow="crop")
+        table.add_column(
+            Text(f"{label['name']}\n{label['shape']}", style="bold"), overflow="ellipsis"
+        )
     for key, name in (("scores", "score_j"), ("weights", "α_j")):
         header = Text(f"{name}\n{labels[key]['shape']}", style="bold")
         table.add_column(header, justify="right", no_wrap=True, min_width=8)

@@ -5,21 +5,27 @@ embedded as JSON in a ``<script type="application/json">`` element and drawn by 
 DOM calls (``textContent`` only), so a token such as ``<script>`` shows as text. A
 Content-Security-Policy forbids the page any request.
 
+Matrices are stored exactly, as base64 of their little-endian float32 bytes: cheap to write,
+and decoded by the page only for the sentence on screen, so a page of thousands of sentences
+opens at once. :func:`read_page` gives back what was written, bit for bit.
+
 The page is written sentence by sentence (:class:`HtmlPage` gives the head, one entry per
 sentence and the tail), so an export can stream it; :func:`render_html` writes a whole page
-atomically. Word-level merging is done in the page, exactly as :meth:`Alignment.to_words`.
+atomically. Word-level merging is done in the page, as :meth:`Alignment.to_words` does it.
 
 numpy only, like every renderer.
 """
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import math
 import os
-import tempfile
+import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -28,14 +34,16 @@ from typing import Any
 import numpy as np
 
 from attnviz import __version__
-from attnviz.alignment import LEVELS, Alignment
+from attnviz.alignment import Alignment
+from attnviz.errors import InputError
+from attnviz.options import RenderOptions
 
-MODES = ("weights", "scores")
-EXPLAIN_DIMS = 8  # vector dimensions stored per intermediate of an explained step
-# stored precision: the page shows 4 decimals, so these round-trip what a person reads
-WEIGHT_DECIMALS = 5
-SCORE_DECIMALS = 4
+#: Vector dimensions stored per intermediate of an explained decoder step.
+EXPLAIN_DIMS = 8
 EXPLAIN_DECIMALS = 6
+#: Largest page :func:`read_page` reads.
+MAX_PAGE_BYTES = 1 << 31
+_DATA_OPEN = '<script type="application/json" id="attnviz-data">'
 _JSON_ESCAPES = {
     ord("<"): "\\u003c",
     ord(">"): "\\u003e",
@@ -55,7 +63,8 @@ def _assets() -> tuple[str, str]:
     css = (folder / "view.css").read_text(encoding="utf-8")
     script = (folder / "view.js").read_text(encoding="utf-8")
     # inlined verbatim: neither may end its element early
-    assert "</style" not in css.lower() and "</script" not in script.lower()
+    if "</style" in css.lower() or "</script" in script.lower():
+        raise RuntimeError("the HTML view's assets must not close their own element")
     return css, script
 
 
@@ -65,64 +74,73 @@ def script_json(value: Any) -> str:
     return text.translate(_JSON_ESCAPES)
 
 
-def _rounded(array: np.ndarray, decimals: int) -> list[Any]:
-    values = np.round(np.asarray(array, dtype=np.float64), decimals)
-    if np.isfinite(values).all():
-        return values.tolist()
-    # NaN/inf are not JSON: they become null, drawn as missing cells
-    return np.where(np.isfinite(values), values, None).tolist()
+def _packed(array: np.ndarray) -> str:
+    """float32 little-endian bytes as base64: exact, NaN and infinities included."""
+    data = np.ascontiguousarray(array, dtype="<f4").tobytes()
+    return base64.b64encode(data).decode("ascii")
 
 
-def _finite(value: float | None) -> float | None:
-    return None if value is None or not math.isfinite(value) else float(value)
+def _unpacked(text: Any, shape: tuple[int, ...], name: str) -> np.ndarray:
+    try:
+        data = base64.b64decode(str(text), validate=True)
+    except ValueError as err:
+        raise ValueError(f"{name} is not base64") from err
+    size = math.prod(shape)
+    if len(data) != 4 * size:
+        raise ValueError(f"{name} holds {len(data) // 4} values, expected {size}")
+    return np.frombuffer(data, dtype="<f4").reshape(shape).astype(np.float32)
 
 
-def _topk(steps: Any, length: int) -> list[list[list[Any]]] | None:
-    """Per step, the alternatives as [token, probability] pairs; None when absent or malformed."""
-    if not isinstance(steps, list) or len(steps) != length:
-        return None
-    result = []
-    for step in steps:
-        if not isinstance(step, list):
-            return None
-        pairs = []
-        for item in step:
-            if isinstance(item, Mapping):
-                token, probability = item.get("token"), item.get("prob")
-            elif isinstance(item, (list, tuple)) and len(item) == 2:
-                token, probability = item
-            else:
-                return None
-            if not isinstance(probability, (int, float)):
-                return None
-            pairs.append([str(token), round(float(probability), WEIGHT_DECIMALS)])
-        result.append(pairs)
-    return result
+def _finite(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
 
 
-def _hypothesis(alignment: Alignment, explanation: Sequence[Any] | None) -> dict[str, Any]:
+def _hypothesis(
+    alignment: Alignment,
+    explanation: Sequence[Any] | None = None,
+    explain_dims: int = EXPLAIN_DIMS,
+) -> dict[str, Any]:
+    """One hypothesis as the page reads it (and :func:`read_page` gives back)."""
     entry: dict[str, Any] = {
         "translation": alignment.translation,
         "src": list(alignment.src_tokens),
         "tgt": list(alignment.tgt_tokens),
-        "w": _rounded(alignment.weights, WEIGHT_DECIMALS),
-        "s": _rounded(alignment.scores, SCORE_DECIMALS),
-        "lp": _rounded(alignment.token_logprobs, WEIGHT_DECIMALS),
+        "w": _packed(alignment.weights),
+        "s": _packed(alignment.scores),
+        "lp": _packed(alignment.token_logprobs),
         "score": _finite(alignment.score),
         "rank": alignment.rank,
         "level": alignment.level,
     }
-    topk = _topk(alignment.meta.get("topk"), len(alignment.tgt_tokens))
-    if topk is not None:
-        entry["topk"] = topk
+    if alignment.meta:
+        entry["meta"] = alignment.meta
     if explanation:
         entry["explain"] = [
-            step.to_dict(dims=EXPLAIN_DIMS, decimals=EXPLAIN_DECIMALS)
+            step.to_dict(dims=explain_dims, decimals=EXPLAIN_DECIMALS)
             if hasattr(step, "to_dict")
             else step
             for step in explanation
         ]
     return entry
+
+
+def _alignment(entry: Mapping[str, Any]) -> Alignment:
+    src, tgt = [str(t) for t in entry["src"]], [str(t) for t in entry["tgt"]]
+    shape = (len(tgt), len(src))
+    score = entry.get("score")
+    return Alignment(
+        source=str(entry.get("source", "")),
+        translation=str(entry["translation"]),
+        src_tokens=src,
+        tgt_tokens=tgt,
+        weights=_unpacked(entry["w"], shape, "weights"),
+        scores=_unpacked(entry["s"], shape, "scores"),
+        token_logprobs=_unpacked(entry["lp"], (len(tgt),), "log-probabilities"),
+        score=math.nan if score is None else float(score),
+        rank=int(entry.get("rank", 0)),
+        level=str(entry.get("level", "pieces")),
+        meta=dict(entry.get("meta") or {}),
+    )
 
 
 def _as_alignment(item: Alignment | Mapping[str, Any]) -> Alignment:
@@ -132,11 +150,14 @@ def _as_alignment(item: Alignment | Mapping[str, Any]) -> Alignment:
 def sentence_group(item: Any) -> tuple[list[Alignment], str | None, str | None]:
     """Normalise one sentence: its hypotheses, best first, its source, and an error message.
 
-    ``item`` is a list of Alignments (or of ``to_dict`` records), one Alignment, or one
-    export record (with ``nbest`` for the other hypotheses, or ``error`` for a failed line).
+    ``item`` is a list of Alignments (or of ``to_dict`` records), one Alignment, an object
+    with ``alignments``/``source``/``error`` (an export's sentence group), or one export
+    record (with ``nbest`` for the other hypotheses, or ``error`` for a failed line).
     """
     if isinstance(item, Alignment):
         return [item], item.source, None
+    if hasattr(item, "alignments") and hasattr(item, "error"):
+        return list(item.alignments), str(item.source), item.error
     if isinstance(item, Mapping):
         if "error" in item:
             return [], str(item.get("source", "")), str(item["error"])
@@ -150,46 +171,29 @@ def sentence_group(item: Any) -> tuple[list[Alignment], str | None, str | None]:
     return hyps, (hyps[0].source if hyps else ""), None
 
 
-def _diagnostics(hyps: list[Alignment]) -> dict[str, Any] | None:
-    if not hyps:
-        return None
-    values = hyps[0].meta.get("diagnostics")
-    if not isinstance(values, Mapping):
-        return None
-    kept = {}
-    for key, value in values.items():
-        if isinstance(value, bool) or value is None:
-            continue
-        if isinstance(value, (int, float)):
-            kept[str(key)] = _finite(float(value))
-        elif isinstance(value, (str, list)):
-            kept[str(key)] = value
-    return kept or None
-
-
 class HtmlPage:
     """The page in three parts, so that it can be streamed: head, one entry per sentence, tail.
 
-    ``models`` names the model (and the compared one); ``mode`` (weights or scores) and
-    ``level`` (pieces or words) are what the page shows first.
+    ``models`` names the model (and the compared one); ``options.values`` (weights or scores)
+    is what the page shows first, ``words`` whether it starts at the word level;
+    ``explain_dims`` the values kept of each vector of a step breakdown.
     """
 
     def __init__(
         self,
         *,
         title: str = "attnviz",
-        models: Sequence[str] = ("model",),
-        mode: str = "weights",
-        level: str = "pieces",
+        models: Sequence[str] = (),
+        options: RenderOptions | None = None,
+        words: bool = False,
+        explain_dims: int = EXPLAIN_DIMS,
     ) -> None:
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
-        if level not in LEVELS:
-            raise ValueError(f"level must be one of {', '.join(LEVELS)}, not {level!r}")
-        self.title = title
+        options = options or RenderOptions()
+        self.explain_dims = explain_dims
+        self.title = options.title or title
         self.models = [str(m) for m in models]
-        self.mode = mode
-        self.level = level
+        self.mode = options.values
+        self.level = "words" if words else "pieces"
 
     def head(self) -> str:
         css, _ = _assets()
@@ -217,8 +221,7 @@ class HtmlPage:
             '<div id="list"><div id="list-spacer"></div></div></aside>'
             '<main id="detail"></main></div>\n'
             '<div id="tooltip" role="tooltip"></div>\n'
-            '<script type="application/json" id="attnviz-data">'
-            f'{{"meta":{script_json(meta)},"sentences":[\n'
+            f'{_DATA_OPEN}{{"meta":{script_json(meta)},"sentences":[\n'
         )
 
     def sentence(
@@ -227,13 +230,16 @@ class HtmlPage:
         hypotheses: Any,
         *,
         compare: Any = None,
+        compare_forced: Alignment | None = None,
         explanations: Sequence[Sequence[Any] | None] | None = None,
     ) -> str:
         """One sentence's entry (ends with a comma and a newline).
 
         ``hypotheses`` and ``compare`` are as :func:`sentence_group` takes them;
+        ``compare_forced`` is the compared model forced along the best hypothesis (its
+        difference heatmap when the compared model's own translation differs);
         ``explanations`` holds, per hypothesis, its explained decoder steps (objects with
-        ``to_dict(dims=...)``, or such dicts) or None.
+        ``to_dict(dims=..., decimals=...)``, or such dicts) or None.
         """
         hyps, source, error = sentence_group(hypotheses)
         entry: dict[str, Any] = {"id": int(sentence_id), "source": source or ""}
@@ -242,17 +248,16 @@ class HtmlPage:
         else:
             explained = list(explanations or [])
             entry["hyps"] = [
-                _hypothesis(a, explained[k] if k < len(explained) else None)
+                _hypothesis(a, explained[k] if k < len(explained) else None, self.explain_dims)
                 for k, a in enumerate(hyps)
             ]
-            diagnostics = _diagnostics(hyps)
-            if diagnostics:
-                entry["diag"] = diagnostics
         if compare is not None:
             other, _, other_error = sentence_group(compare)
-            entry["cmp"] = [_hypothesis(a, None) for a in other]
+            entry["cmp"] = [_hypothesis(a) for a in other]
             if other_error is not None:
                 entry["cmp_error"] = other_error
+        if compare_forced is not None:
+            entry["cmp_forced"] = _hypothesis(compare_forced)
         return script_json(entry) + ",\n"
 
     def tail(self) -> str:
@@ -263,60 +268,99 @@ class HtmlPage:
 def render_html(
     groups: Iterable[Any],
     path: str | os.PathLike[str],
+    options: RenderOptions | None = None,
     *,
     compare: Iterable[Any] | None = None,
+    compare_forced: Iterable[Alignment | None] | None = None,
     explanations: Iterable[Sequence[Sequence[Any] | None] | None] | None = None,
     title: str = "attnviz",
-    models: Sequence[str] = ("model",),
-    mode: str = "weights",
-    level: str = "pieces",
+    models: Sequence[str] = (),
+    words: bool = False,
+    explain_dims: int = EXPLAIN_DIMS,
 ) -> Path:
     """Write the page for ``groups`` (one item per sentence, see :func:`sentence_group`).
 
-    ``compare``: the same sentences from a second model, in the same order.
+    ``compare``: the same sentences from a second model, in the same order;
+    ``compare_forced``: per sentence, that model forced along the best hypothesis.
     ``explanations``: per sentence, per hypothesis, the explained decoder steps.
-    The file appears complete or not at all (a temporary file beside it, then a rename).
+    The file appears complete or not at all (see :func:`attnviz.io.atomic_write`).
     """
-    page = HtmlPage(title=title, models=models, mode=mode, level=level)
+    from attnviz.io import atomic_write
+
+    page = HtmlPage(
+        title=title, models=models, options=options, words=words, explain_dims=explain_dims
+    )
     groups = list(groups)
     others = list(compare) if compare is not None else None
+    forced = list(compare_forced) if compare_forced is not None else None
     explained = list(explanations) if explanations is not None else None
-    if others is not None and len(others) != len(groups):
-        raise ValueError(f"{len(others)} compared sentences for {len(groups)} sentences")
-    if explained is not None and len(explained) != len(groups):
-        raise ValueError(f"explanations for {len(explained)} sentences, not {len(groups)}")
+    for name, extra in (
+        ("compared", others),
+        ("forced compared", forced),
+        ("explained", explained),
+    ):
+        if extra is not None and len(extra) != len(groups):
+            raise ValueError(f"{len(extra)} {name} sentences for {len(groups)} sentences")
 
     def write(stream: Any) -> None:
-        stream.write(page.head())
+        stream.write(page.head().encode("utf-8"))
         for index, group in enumerate(groups):
-            stream.write(
-                page.sentence(
-                    index,
-                    group,
-                    compare=others[index] if others is not None else None,
-                    explanations=explained[index] if explained is not None else None,
-                )
+            entry = page.sentence(
+                index,
+                group,
+                compare=others[index] if others is not None else None,
+                compare_forced=forced[index] if forced is not None else None,
+                explanations=explained[index] if explained is not None else None,
             )
-        stream.write(page.tail())
+            stream.write(entry.encode("utf-8"))
+        stream.write(page.tail().encode("utf-8"))
 
-    target = Path(path)
-    write_text_atomically(target, write)
-    return target
+    return atomic_write(path, write)
 
 
-def write_text_atomically(path: Path, write: Any) -> None:
-    """Call ``write(stream)`` on a new file beside ``path``, then rename it into place."""
-    folder = path.parent if str(path.parent) else Path(".")
-    handle, temp_name = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+# -- reading a page back ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PageSentence:
+    """One sentence read back from a page: its hypotheses (and a compared model's), or why it
+    failed."""
+
+    index: int
+    source: str
+    alignments: tuple[Alignment, ...] = ()
+    compare: tuple[Alignment, ...] | None = None
+    error: str | None = None
+
+
+def read_page(path: str | os.PathLike[str]) -> list[PageSentence]:
+    """The sentences of a page written by attnviz, exactly as they were written."""
+    path = Path(path)
     try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(handle, 0o666 & ~umask)  # as a plain open() would create it
-        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as stream:
-            write(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+        with path.open("rb") as stream:
+            data = stream.read(MAX_PAGE_BYTES + 1)
+    except OSError as err:
+        raise InputError(f"{path}: cannot read ({err.strerror or err})") from err
+    if len(data) > MAX_PAGE_BYTES:
+        raise InputError(f"{path}: larger than {MAX_PAGE_BYTES:,} bytes")
+    text = data.decode("utf-8", errors="replace")
+    match = re.search(re.escape(_DATA_OPEN) + r"(.*?)</script>", text, re.S)
+    if match is None:
+        raise InputError(f"{path}: not an attnviz HTML page (no data element)")
+    try:
+        value = json.loads(match.group(1))
+        return [_page_sentence(s) for s in value["sentences"] if s is not None]
+    except (ValueError, KeyError, TypeError) as err:
+        raise InputError(f"{path}: damaged attnviz HTML page ({err})") from err
+
+
+def _page_sentence(entry: Mapping[str, Any]) -> PageSentence:
+    source = str(entry.get("source", ""))
+    if "error" in entry:
+        return PageSentence(int(entry["id"]), source, error=str(entry["error"]))
+
+    def hypotheses(key: str) -> tuple[Alignment, ...]:
+        return tuple(_alignment({**h, "source": source}) for h in entry[key])
+
+    compare = hypotheses("cmp") if "cmp" in entry else None
+    return PageSentence(int(entry["id"]), source, hypotheses("hyps"), compare)

@@ -6,6 +6,7 @@
   var DATA = JSON.parse(document.getElementById("attnviz-data").textContent);
   var META = DATA.meta || {};
   var SENTENCES = DATA.sentences.filter(function (s) { return s !== null; });
+  SENTENCES.forEach(function (s) { s.diag = diagnostics(s); });
   var WORD_START = "\u2581";
   var NON_WORDS = { "</s>": true, "<s>": true, "<pad>": true };
   var ROW_HEIGHT = 46;
@@ -70,13 +71,64 @@
     if (kind === "weights") return { lo: 0, hi: 1, color: function (v) { return ramp(BLUES, v); } };
     var limit = 0;
     matrix.forEach(function (row) {
-      row.forEach(function (v) { if (v !== null && isFinite(v)) limit = Math.max(limit, Math.abs(v)); });
+      row.forEach(function (v) { if (isFinite(v)) limit = Math.max(limit, Math.abs(v)); });
     });
     limit = limit || 1;
     return {
       lo: -limit, hi: limit,
       color: function (v) { return ramp(RDBU, (v + limit) / (2 * limit)); },
     };
+  }
+
+  // ---- stored data --------------------------------------------------------------------------
+
+  // base64 of little-endian float32 values -> numbers (NaN and infinities kept)
+  function floats(text, count) {
+    var binary = atob(text || "");
+    var view = new DataView(new ArrayBuffer(binary.length));
+    for (var k = 0; k < binary.length; k++) view.setUint8(k, binary.charCodeAt(k));
+    var out = new Array(count);
+    for (var n = 0; n < count; n++) out[n] = n * 4 + 4 <= binary.length ? view.getFloat32(n * 4, true) : NaN;
+    return out;
+  }
+
+  function matrix(text, rows, cols) {
+    var flat = floats(text, rows * cols), out = [];
+    for (var i = 0; i < rows; i++) out.push(flat.slice(i * cols, i * cols + cols));
+    return out;
+  }
+
+  // a hypothesis's numbers are decoded only when it is first drawn
+  function hydrate(h) {
+    if (h._ready) return h;
+    var rows = h.tgt.length, cols = h.src.length;
+    h.w = matrix(h.w, rows, cols);
+    h.s = matrix(h.s, rows, cols);
+    h.lp = floats(h.lp, rows);
+    h.topk = validTopk(h.meta && h.meta.topk, rows);
+    Object.defineProperty(h, "_ready", { value: true, enumerable: false });
+    return h;
+  }
+
+  function validTopk(steps, rows) {
+    if (!Array.isArray(steps) || steps.length !== rows) return null;
+    var ok = steps.every(function (step) {
+      return Array.isArray(step) && step.every(function (pair) {
+        return Array.isArray(pair) && pair.length === 2 && typeof pair[1] === "number";
+      });
+    });
+    return ok ? steps : null;
+  }
+
+  function diagnostics(s) {
+    var found = s.hyps && s.hyps.length && s.hyps[0].meta ? s.hyps[0].meta.diagnostics : null;
+    if (!found || typeof found !== "object" || Array.isArray(found)) return null;
+    var kept = {}, any = false;
+    Object.keys(found).forEach(function (k) {
+      var v = found[k];
+      if (typeof v === "number" || typeof v === "string" || Array.isArray(v)) { kept[k] = v; any = true; }
+    });
+    return any ? kept : null;
   }
 
   // ---- word level, as Alignment.to_words() ---------------------------------------------
@@ -96,6 +148,7 @@
   function joinPieces(tokens) { return tokens.join("").split(WORD_START).join(""); }
 
   function toWords(h) {
+    hydrate(h);
     if (h.level === "words") return h;
     if (h._words) return h._words;
     var sg = wordGroups(h.src), tg = wordGroups(h.tgt);
@@ -129,12 +182,16 @@
     return words;
   }
 
-  function atLevel(h) { return h && state.level === "words" ? toWords(h) : h; }
+  function atLevel(h) {
+    if (!h) return h;
+    hydrate(h);
+    return state.level === "words" ? toWords(h) : h;
+  }
 
   // ---- the sentence list (virtual: only the rows in view exist) -------------------------
 
   function bestScore(s) {
-    return s.hyps && s.hyps.length && s.hyps[0].score !== null ? s.hyps[0].score : -Infinity;
+    return s.hyps && s.hyps.length && typeof s.hyps[0].score === "number" ? s.hyps[0].score : null;
   }
 
   function sortValue(s, key) {
@@ -283,12 +340,12 @@
       if (state.pinned === i && spec.pinnable) th.classList.add("pinned");
       tr.appendChild(th);
       var argmax = -1, best = -Infinity;
-      row.forEach(function (v, j) { if (v !== null && v > best) { best = v; argmax = j; } });
+      row.forEach(function (v, j) { if (isFinite(v) && v > best) { best = v; argmax = j; } });
       row.forEach(function (v, j) {
         var td = el("td", "cell");
         td.dataset.i = String(i);
         td.dataset.j = String(j);
-        if (v === null || !isFinite(v)) {
+        if (!isFinite(v)) {
           td.classList.add("missing");
         } else {
           var rgb = scale.color(v);
@@ -388,10 +445,20 @@
     return a.length === b.length && a.every(function (t, k) { return t === b[k]; });
   }
 
-  function diffPane(a, b) {
+  function matching(a, b) {
+    return a && b && sameTokens(a.src, b.src) && sameTokens(a.tgt, b.tgt);
+  }
+
+  function diffPane(a, b, forced) {
     var pane = el("div", "pane diff");
-    pane.appendChild(el("h3", null, modelName(0) + " \u2212 " + modelName(1)));
-    if (!a || !b || !sameTokens(a.src, b.src) || !sameTokens(a.tgt, b.tgt)) {
+    var heading = el("h3", null, modelName(0) + " \u2212 " + modelName(1));
+    pane.appendChild(heading);
+    if (!matching(a, b) && matching(a, forced)) {
+      // the compared model said something else; forced to say the same, it can be compared
+      b = forced;
+      heading.textContent += " (" + modelName(1) + " forced to " + modelName(0) + "'s translation)";
+    }
+    if (!matching(a, b)) {
       pane.appendChild(el("div", "note",
         "no difference heatmap: the two models' tokens differ (different translations or " +
         "tokenizers); try the word level or another hypothesis"));
@@ -400,7 +467,7 @@
     if (a.tgt.length === 0 || a.src.length === 0) return pane;
     var ma = matrixOf(a), mb = matrixOf(b);
     var diff = ma.map(function (row, i) {
-      return row.map(function (v, j) { return v === null || mb[i][j] === null ? null : v - mb[i][j]; });
+      return row.map(function (v, j) { return v - mb[i][j]; }); // NaN where either is missing
     });
     var what = state.mode === "scores" ? "raw score" : "weight";
     pane.appendChild(heatmap({
@@ -626,7 +693,8 @@
       panes.appendChild(hypPane(b, modelName(1), false));
       content.appendChild(panes);
       var diffRow = el("div", "panes");
-      diffRow.appendChild(diffPane(h, b));
+      var forced = state.hyp === 0 && s.cmp_forced ? atLevel(s.cmp_forced) : null;
+      diffRow.appendChild(diffPane(h, b, forced));
       content.appendChild(diffRow);
     } else {
       panes.appendChild(hypPane(h, null, true));
