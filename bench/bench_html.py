@@ -1,20 +1,25 @@
-"""The HTML view: page load in headless Chromium, and the README screenshot.
+"""The HTML view: what it adds to an export, page load in headless Chromium, a screenshot.
 
     python bench/bench_html.py [--quick] [--screenshot sample_models/pictures/html-view.png]
 
-1. A page of 2,000 generated sample sentences (bundled enko-additive, beam 1): file size, and in
-   headless Chromium (Debian's chromium + chromium-driver, via selenium) the time until
-   DOMContentLoaded, load, and the page's own "ready" mark (list drawn, first heatmap drawn,
-   controls live), then the time from a click on the last sentence to its heatmap.
-   Median of 5 fresh page loads (target: interactive ≤ 1.5 s).
-2. ``--screenshot PATH``: the view of a few sentences (beam 3, three hypotheses, top-k and a
+1. `attnviz export` of 2,000 generated sample sentences (bundled enko-additive, beam 1) with
+   and without --html, alternating, median of 3 runs each (target: --html adds ≤ 25 %).
+2. That export's view.html (2,000 sentences) in headless Chromium (Debian's chromium +
+   chromium-driver, via selenium): file size, the time until DOMContentLoaded, load, and the
+   page's own "ready" mark (list drawn, first heatmap drawn, controls live), then the time from
+   a click on the last sentence to its heatmap. Median of 5 fresh loads (target: interactive
+   ≤ 1.5 s).
+3. ``--screenshot PATH``: the view of a few sentences (beam 3, three hypotheses, top-k and a
    step breakdown) with a cell's tooltip and a step's breakdown open, saved as PNG.
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -34,16 +39,32 @@ def sentences(n: int, seed: int = 11) -> list[str]:
     return [pair.english for pair in enko_corpus.generate(seed=seed, n=n)]
 
 
-def build_page(folder: Path, n: int) -> Path:
-    import torch
+def run_export(input_path: Path, out: Path, *extra: str) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (user + system) of one export in a fresh process.
 
-    import attnviz
-    from attnviz.render.html import render_html
+    CPU time is the fairer measure on a machine shared with other work."""
+    shutil.rmtree(out, ignore_errors=True)
+    command = [sys.executable, "-m", "attnviz", "export", str(input_path), "--out", str(out)]
+    command += ["--device", "cpu"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run([*command, *extra], check=True, stderr=subprocess.DEVNULL)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
 
-    torch.set_num_threads(1)
-    translator = attnviz.load_model("enko-additive", device="cpu")
-    groups = translator.translate_grouped(sentences(n), batch_size=64)
-    return render_html(groups, folder / f"view-{n}.html", models=["enko-additive"])
+
+def time_exports(folder: Path, n: int, runs: int) -> tuple[list, list, Path]:
+    """(wall, cpu) medians of the export without and with --html, and the page written."""
+    source = folder / f"input-{n}.txt"
+    source.write_text("\n".join(sentences(n)) + "\n", encoding="utf-8")
+    plain, html = [], []
+    for _ in range(runs):
+        plain.append(run_export(source, folder / "plain"))
+        html.append(run_export(source, folder / "html", "--html"))
+    medians = [[statistics.median(t[k] for t in times) for k in (0, 1)] for times in (plain, html)]
+    return medians[0], medians[1], folder / "html" / "view.html"
 
 
 def time_page(driver, path: Path, runs: int) -> dict[str, float]:
@@ -67,6 +88,7 @@ def time_page(driver, path: Path, runs: int) -> dict[str, float]:
 
 
 def screenshot(driver, folder: Path, target: Path) -> None:
+    import torch
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
 
@@ -74,6 +96,7 @@ def screenshot(driver, folder: Path, target: Path) -> None:
     from attnviz.explain import explain_steps
     from attnviz.render.html import render_html
 
+    torch.set_num_threads(1)
     translator = attnviz.load_model("enko-additive", device="cpu")
     texts = [
         "the boy ate an apple .",
@@ -82,14 +105,11 @@ def screenshot(driver, folder: Path, target: Path) -> None:
         "the girl reads a book in the park .",
         "a dog runs in the park .",
     ]
-    groups = translator.translate_grouped(texts, beam_size=3, nbest=3)
+    groups = translator.translate_grouped(texts, beam=3, nbest=3, topk=5)
     explained = [
         [explain_steps(translator, text, forced_tokens=h.tgt_tokens) for h in group]
         for text, group in zip(texts, groups, strict=True)
     ]
-    for group, steps in zip(groups, explained, strict=True):
-        for alignment, per_step in zip(group, steps, strict=True):
-            alignment.meta["topk"] = [[list(pair) for pair in s.topk] for s in per_step]
     path = render_html(
         groups, folder / "shot.html", explanations=explained, models=["enko-additive"]
     )
@@ -113,12 +133,10 @@ def main() -> None:
     reason = missing_browser()
     if reason:
         sys.exit(f"bench_html: {reason}")
-    n, runs = (200, 2) if args.quick else (2000, 5)
+    n, runs, export_runs = (200, 2, 1) if args.quick else (2000, 5, 3)
     with tempfile.TemporaryDirectory(prefix="attnviz-bench-html-") as tmp:
         folder = Path(tmp)
-        start = time.perf_counter()
-        page = build_page(folder, n)
-        built = time.perf_counter() - start
+        plain, html, page = time_exports(folder, n, export_runs)
         size = page.stat().st_size
         driver = start_browser()
         try:
@@ -127,10 +145,15 @@ def main() -> None:
                 screenshot(driver, folder, args.screenshot)
         finally:
             stop_browser(driver)
-    print(f"page of {n} sentences: {size / 1e6:.2f} MB, built in {built:.2f} s (decoding included)")
+    for what, k in (("wall", 0), ("CPU", 1)):
+        extra = 100 * (html[k] / plain[k] - 1)
+        print(
+            f"export of {n} sentences, median of {export_runs}, {what} time: "
+            f"{plain[k]:.2f} s, with --html {html[k]:.2f} s ({extra:+.1f} %)"
+        )
     print(
-        f"headless Chromium, median of {runs} loads: "
-        f"DOMContentLoaded {timings['dom_content_loaded']:.0f} ms, "
+        f"view.html of {n} sentences ({size / 1e6:.2f} MB) in headless Chromium, median of "
+        f"{runs} loads: DOMContentLoaded {timings['dom_content_loaded']:.0f} ms, "
         f"load {timings['load']:.0f} ms, interactive {timings['interactive']:.0f} ms, "
         f"click to heatmap {timings['click_to_heatmap']:.1f} ms"
     )

@@ -668,3 +668,17 @@ def test_export_html_page_opens(driver, tmp_path, checkpoint_path):
     assert by_css(driver, "#list-count")[0].text == "2 of 2 sentences"
     assert len(by_css(driver, "table.heatmap")) == 1
     assert [e for e in driver.get_log("browser") if e["level"] == "SEVERE"] == []
+
+
+def test_readme_teaching_snippet_runs(tmp_path, monkeypatch):
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Teaching with attnviz", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```python\n(.*?)```", section, flags=re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    assert namespace["step"].sizes["D"] == 96 and namespace["step"].step == 1
+    assert namespace["what_if"][0].translation.startswith("고양이가")
+    assert len(namespace["what_if"][0].meta["topk"][0]) == 3
+    back = read_page(tmp_path / "view.html")
+    assert [list(s.alignments) for s in back] == namespace["groups"]

@@ -119,7 +119,8 @@ def html(
             words=words,
             explain_dims=dims,
         )
-        stderr_console().print(safe_text(f"wrote {out} ({len(groups)} sentences)"))
+        count = f"{len(groups)} sentence{'s' if len(groups) != 1 else ''}"
+        stderr_console().print(safe_text(f"wrote {out} ({count})"))
 
 
 def _decoded(translator, sentences: list[str], options) -> list:

@@ -20,6 +20,7 @@ from attnviz.text import visible
 
 DEFAULT_DIMS = 6
 BAR_CELLS = 20
+SOURCE_BAR_CELLS = 10
 
 
 def safe_text(token: str) -> str:
@@ -49,32 +50,35 @@ def _vector_panel(label: dict[str, str], values: np.ndarray, dims: int) -> Panel
     return Panel(Text(vector_text(values, dims)), title=_title(label), title_align="left")
 
 
-def _bar(value: float) -> Text:
-    cells = round(max(0.0, min(1.0, value)) * BAR_CELLS)
+def _bar(value: float, width: int = BAR_CELLS) -> Text:
+    cells = round(max(0.0, min(1.0, value)) * width)
     return Text("█" * cells or "▏", style="blue")
 
 
 def _per_source_table(expl: StepExplanation, dims: int) -> Table:
+    """One row per source position: score and weight first (they must stay in view), then
+    the first values of each intermediate, cut with "…" where the console is narrow."""
     labels = expl.labels()
     table = Table(show_edge=False, pad_edge=False, expand=False)
     table.add_column("j", justify="right")
     table.add_column("token", no_wrap=True)
+    for key, name in (("scores", "score_j"), ("weights", "α_j")):
+        header = Text(f"{name}\n{labels[key]['shape']}", style="bold")
+        table.add_column(header, justify="right", no_wrap=True, min_width=8)
+    table.add_column("", no_wrap=True, max_width=SOURCE_BAR_CELLS)
     for key in expl.per_source:
         label = labels[key]
         table.add_column(
             Text(f"{label['name']}\n{label['shape']}", style="bold"), overflow="ellipsis"
         )
-    for key, name in (("scores", "score_j"), ("weights", "α_j")):
-        header = Text(f"{name}\n{labels[key]['shape']}", style="bold")
-        table.add_column(header, justify="right", no_wrap=True, min_width=8)
-    table.add_column("", no_wrap=True)
     for j, token in enumerate(expl.src_tokens):
         cells = [str(j), Text(safe_text(token))]
+        weight = expl.weights[j]
+        cells += [f"{expl.scores[j]:+.4f}", f"{weight:.4f}", _bar(weight, SOURCE_BAR_CELLS)]
         cells += [
             Text(vector_text(getattr(expl, key)[j], dims, total=False), no_wrap=True)
             for key in expl.per_source
         ]
-        cells += [f"{expl.scores[j]:+.4f}", f"{expl.weights[j]:.4f}", _bar(expl.weights[j])]
         table.add_row(*cells)
     return table
 
