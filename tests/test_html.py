@@ -682,3 +682,21 @@ def test_readme_teaching_snippet_runs(tmp_path, monkeypatch):
     assert len(namespace["what_if"][0].meta["topk"][0]) == 3
     back = read_page(tmp_path / "view.html")
     assert [list(s.alignments) for s in back] == namespace["groups"]
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment", "code"),
+    [
+        (["--dims", "0"], "--dims must be at least 1", 2),
+        (["--topk", "99"], "topk must be between 0 and 50", 2),
+        (["--out", "no/such/folder/view.html"], "does not exist", 1),
+        (["--beam", "2", "--nbest", "3"], "nbest (3) cannot exceed the beam size (2)", 2),
+    ],
+)
+def test_html_command_errors_are_one_line(tmp_path, checkpoint_path, args, fragment, code):
+    base = ["html", "the boy ate an apple .", "--model", checkpoint_path, "--device", "cpu"]
+    result = cli([*base, "--out", tmp_path / "view.html", *args])
+    assert result.exit_code == code, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and fragment in lines[0] and "Traceback" not in result.output
+    assert not (tmp_path / "view.html").exists()
