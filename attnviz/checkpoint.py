@@ -15,7 +15,6 @@ import hashlib
 import math
 import os
 import re
-import stat
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,13 +27,15 @@ from attnviz.tokenizer import sentencepiece_spec
 if TYPE_CHECKING:
     import torch
 
+    from attnviz.decoding import SearchRules
     from attnviz.model import Seq2Seq
     from attnviz.tokenizer import Tokenizer
 
 FORMAT_NAME = "attnviz-checkpoint"
 #: 1: SentencePiece models as ``src_spm``/``tgt_spm`` bytes. 2: tokenizer specs
-#: (``src_tokenizer``/``tgt_tokenizer``, see attnviz.tokenizer); version 1 files are migrated.
-FORMAT_VERSION = 2
+#: (``src_tokenizer``/``tgt_tokenizer``, see attnviz.tokenizer). 3: ``search``, the model's
+#: search rules (attnviz.decoding.SearchRules; empty: attnviz's own). Older files are migrated.
+FORMAT_VERSION = 3
 #: Largest pickle part (config, tokenizers, metadata) read from a file.
 MAX_PICKLE_BYTES = 64 << 20
 #: Metadata bounds: nesting depth, number of values, characters of text.
@@ -53,12 +54,17 @@ REQUIRED_KEYS = (
     "state_dict",
     "src_tokenizer",
     "tgt_tokenizer",
+    "search",
 )
 
 
 @dataclass
 class Checkpoint:
-    """A model: config, weights, both tokenizers (as specs) and free-form metadata."""
+    """A model: config, weights, both tokenizers (as specs), search rules and metadata.
+
+    ``search`` holds :class:`attnviz.decoding.SearchRules` as a plain dict (empty: attnviz's
+    own rules); an imported model carries its toolkit's.
+    """
 
     config: ModelConfig
     state_dict: dict[str, Any]
@@ -66,6 +72,7 @@ class Checkpoint:
     tgt_tokenizer: dict[str, Any]
     metadata: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    search: dict[str, Any] = field(default_factory=dict)
 
     def to_payload(self) -> dict[str, Any]:
         return {
@@ -75,8 +82,18 @@ class Checkpoint:
             "state_dict": self.state_dict,
             "src_tokenizer": self.src_tokenizer,
             "tgt_tokenizer": self.tgt_tokenizer,
+            "search": self.search,
             "metadata": self.metadata,
         }
+
+    def rules(self) -> SearchRules:
+        """The search rules; a bad stored value is a CheckpointError naming the file."""
+        from attnviz.decoding import SearchRules
+
+        try:
+            return SearchRules.from_dict(self.search)
+        except AttnvizError as err:
+            raise CheckpointError(f"{self.path or 'checkpoint'}: bad search rules: {err}") from err
 
     def tokenizers(self) -> tuple[Tokenizer, Tokenizer]:
         """Source and target tokenizers; a bad spec is a CheckpointError naming the file."""
@@ -142,6 +159,8 @@ def _migrate(payload: dict[str, Any], file: Path) -> dict[str, Any]:
                 )
             payload[f"{side}_tokenizer"] = sentencepiece_spec(model)
         payload["format_version"] = 2
+    if payload["format_version"] == 2:
+        payload = {**payload, "search": {}, "format_version": 3}
     return payload
 
 
@@ -174,18 +193,9 @@ def _plain(text: str, limit: int = 160) -> str:
 
 
 def _check_file(file: Path) -> None:
-    try:
-        info = os.stat(file)
-    except FileNotFoundError:
-        raise CheckpointError(f"{file}: no such file") from None
-    except OSError as err:
-        raise CheckpointError(f"{file}: cannot read ({err.strerror or err})") from err
-    if stat.S_ISDIR(info.st_mode):
-        raise CheckpointError(f"{file}: is a folder, not a checkpoint file")
-    if not stat.S_ISREG(info.st_mode):
-        from attnviz.io import describe_kind
+    from attnviz.io import check_input_file
 
-        raise CheckpointError(f"{file}: is {describe_kind(info.st_mode)}, not a checkpoint file")
+    info = check_input_file(file, "checkpoint file", pipes=False, error=CheckpointError)
     if info.st_size == 0:
         raise CheckpointError(f"{file}: file is empty")
 
@@ -374,10 +384,11 @@ def check_weights(
             )
         if value.device.type == "meta":
             raise CheckpointError(f"{name}: weight {key} holds no data (a meta tensor)")
-        if not value.dtype.is_floating_point:
+        if value.dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
+            # float8 types are floating point too, but torch cannot compute with them
             raise CheckpointError(
                 f"{name}: weight {key} has dtype {str(value.dtype).removeprefix('torch.')}; "
-                "weights must be real floating point"
+                "weights must be real floating point (float16, bfloat16, float32 or float64)"
             )
         if values and not bool(torch.isfinite(value).all()):
             raise CheckpointError(f"{name}: weight {key} holds NaN or infinite values")
@@ -467,6 +478,9 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> 
         )
     if not isinstance(payload["state_dict"], dict):
         raise CheckpointError(f"{file}: state_dict is not a dict")
+    if not isinstance(payload["search"], dict):
+        raise CheckpointError(f"{file}: search is not a dict")
+    _plain_or_fail(file, payload["search"], "search")
     metadata = payload.get("metadata")
     metadata = {} if metadata is None else metadata
     if not isinstance(metadata, dict):
@@ -484,14 +498,17 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> 
         ) from err
     check_weights(config, state_dict, file, expected=expected)
     _check_digest(file, payload.get(DIGEST_KEY), state_dict)
-    return Checkpoint(
+    checkpoint = Checkpoint(
         config=config,
         state_dict=state_dict,
         src_tokenizer=payload["src_tokenizer"],
         tgt_tokenizer=payload["tgt_tokenizer"],
         metadata=metadata,
         path=file,
+        search=payload["search"],
     )
+    checkpoint.rules()  # bad stored rules fail here, with the file named
+    return checkpoint
 
 
 def _plain_or_fail(file: Path, value: Any, where: str, **limits: Any) -> None:

@@ -6,22 +6,119 @@ sentence, a list of :class:`Hypothesis` (best first) whose ``weights``/``scores`
 
 A sentence's result never depends on the other sentences of its batch: the encoder packs
 padding away, attention masks it, and the output length limit is per sentence.
+
+How hypotheses are searched and scored follows the model's :class:`SearchRules` (attnviz's
+own by default; an imported model's toolkit's otherwise).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
+from attnviz.errors import ConfigError, UsageError
 from attnviz.model import Seq2Seq, pad_batch
 from attnviz.options import DEFAULT_LENGTH_PENALTY
 
+BEAM_STOPS = ("beam_full", "all_slots_ended")
+LENGTH_NORMS = ("average", "gnmt")
+
+
+@dataclass(frozen=True)
+class SearchRules:
+    """How a model searches and scores hypotheses; stored with the model, not chosen per call.
+
+    attnviz's own models use the defaults. An imported model carries its toolkit's rules, so
+    that its greedy and beam translations are exactly the toolkit's.
+
+    - Output limit (target tokens, ``</s>`` included) for a source of N encoder tokens:
+      ``min(max_length_cap, int(max_length_ratio * N + max_length_offset))``, at least 1
+      (ratio 0 makes it a fixed limit).
+    - ``min_length``: ``</s>`` is not allowed before this many tokens; ``forbidden``: token
+      ids never generated.
+    - A hypothesis of T tokens scores, with ``length_norm`` ``"average"``,
+      ``sum(log-probs) / (T + length_offset) ** penalty``; with ``"gnmt"``,
+      ``sum(log-probs) / ((5 + T) / 6) ** penalty`` (the plain sum when penalty is 0).
+      ``length_penalty`` is the penalty used when DecodeOptions leaves it unset.
+    - ``beam_stop``, with beam size K: ``beam_full``: each step looks at the 2K best
+      candidates; ended ones leave the beam until K have ended, which stops the sentence
+      (attnviz); ``all_slots_ended``: each step keeps the K best candidates, ended ones
+      included (they keep their slot and are extended further); a slot that has once held
+      an ended hypothesis stays marked, and the sentence stops when all K are (JoeyNMT 2).
+    """
+
+    max_length_ratio: float = 2.0
+    max_length_offset: float = 10.0
+    max_length_cap: int | None = None
+    length_offset: int = 0
+    beam_stop: str = "beam_full"
+    min_length: int = 0
+    forbidden: tuple[int, ...] = ()
+    length_norm: str = "average"
+    length_penalty: float = DEFAULT_LENGTH_PENALTY
+
+    def __post_init__(self) -> None:
+        if self.beam_stop not in BEAM_STOPS:
+            raise ConfigError(
+                f"unknown beam_stop {self.beam_stop!r}; valid: {', '.join(BEAM_STOPS)}"
+            )
+        if self.length_norm not in LENGTH_NORMS:
+            raise ConfigError(
+                f"unknown length_norm {self.length_norm!r}; valid: {', '.join(LENGTH_NORMS)}"
+            )
+        for name in ("max_length_ratio", "max_length_offset", "length_penalty"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ConfigError(f"{name} must be a number, not {value!r}")
+            if not math.isfinite(value) or value < 0:
+                raise ConfigError(f"{name} must be at least 0, not {value}")
+        for name in ("length_offset", "min_length"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(f"{name} must be a whole number >= 0, not {value!r}")
+        cap = self.max_length_cap
+        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+            raise ConfigError(f"max_length_cap must be a whole number >= 1, not {cap!r}")
+        forbidden = self.forbidden
+        if not isinstance(forbidden, tuple | list) or not all(
+            isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in forbidden
+        ):
+            raise ConfigError("forbidden must be a list of token ids")
+        object.__setattr__(self, "forbidden", tuple(forbidden))
+
+    def max_output_length(self, source_length: int) -> int:
+        """Most target tokens (EOS included) for a source of ``source_length`` tokens."""
+        limit = max(1, int(self.max_length_ratio * source_length + self.max_length_offset))
+        return limit if self.max_length_cap is None else min(limit, self.max_length_cap)
+
+    def to_dict(self) -> dict[str, Any]:
+        values = dataclasses.asdict(self)
+        values["forbidden"] = list(self.forbidden)
+        return values
+
+    @classmethod
+    def from_dict(cls, values: Any) -> SearchRules:
+        """Rebuild stored rules; unknown or bad fields are a ConfigError."""
+        if not isinstance(values, dict):
+            raise ConfigError("search rules must be a dict")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(str(k) for k in set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown search rules: {', '.join(unknown)}")
+        return cls(**values)
+
+
+ATTNVIZ_RULES = SearchRules()
+
 
 def max_output_length(source_length: int) -> int:
-    """Upper bound on target tokens (EOS included): scales with the source."""
-    return 2 * source_length + 10
+    """Upper bound on target tokens (EOS included) under attnviz's own rules."""
+    return ATTNVIZ_RULES.max_output_length(source_length)
 
 
 @dataclass
@@ -36,15 +133,26 @@ class Hypothesis:
     topk_logprobs: np.ndarray | None = None  # [T, K] their log-probabilities, best first
 
 
-def normalized_score(logprob_sum: float, length: int, length_penalty: float) -> float:
-    return logprob_sum / max(length, 1) ** length_penalty
+def normalized_score(
+    logprob_sum: float, length: int, length_penalty: float, rules: SearchRules | None = None
+) -> float:
+    """The score of a hypothesis of ``length`` tokens, as ``rules.length_norm`` says."""
+    rules = rules or ATTNVIZ_RULES
+    if rules.length_norm == "gnmt":
+        if length_penalty <= 0:
+            return logprob_sum
+        return logprob_sum / ((5.0 + length) / 6.0) ** length_penalty
+    return logprob_sum / max(length + rules.length_offset, 1) ** length_penalty
 
 
 def _length_limits(
-    lengths: torch.Tensor, max_length: int | None, prefixes: list[list[int]] | None = None
+    lengths: torch.Tensor,
+    max_length: int | None,
+    rules: SearchRules,
+    prefixes: list[list[int]] | None = None,
 ) -> list[int]:
     """Per sentence, the most target tokens; a forced prefix always fits, plus one free step."""
-    limits = [max_output_length(int(n)) for n in lengths.tolist()]
+    limits = [rules.max_output_length(int(n)) for n in lengths.tolist()]
     if max_length is not None:
         limits = [min(limit, max_length) for limit in limits]
     if prefixes is not None:
@@ -86,6 +194,31 @@ class _TopK:
         return ids, np.stack([self.logprobs[t][slot] for t, slot in enumerate(slots)])
 
 
+def _force_prefix(candidates: torch.Tensor, prefixes: list[list[int]], t: int) -> None:
+    """In place on ``candidates [B, K, V]``: a sentence still inside its prefix may only
+    extend it with the prefix's next token."""
+    rows = [b for b, prefix in enumerate(prefixes) if t < len(prefix)]
+    if not rows:
+        return
+    index = torch.tensor(rows, device=candidates.device)  # [F]
+    tokens = torch.tensor([prefixes[b][t] for b in rows], device=candidates.device)  # [F]
+    kept = candidates[index, :, tokens]  # [F, K]: each beam's total with the forced token
+    candidates[index] = float("-inf")
+    candidates[index, :, tokens] = kept
+
+
+def _restrict(logprobs: torch.Tensor, rules: SearchRules, step: int, eos_id: int) -> torch.Tensor:
+    """Log-probs [*, V] with the tokens the rules do not allow at ``step`` set to -inf."""
+    banned = [i for i in rules.forbidden if i < logprobs.size(-1)]
+    if step < rules.min_length:
+        banned.append(eos_id)
+    if not banned:
+        return logprobs
+    restricted = logprobs.clone()
+    restricted[:, banned] = float("-inf")
+    return restricted
+
+
 @torch.inference_mode()
 def greedy_decode(
     model: Seq2Seq,
@@ -94,10 +227,11 @@ def greedy_decode(
     *,
     max_length: int | None = None,
     length_penalty: float = DEFAULT_LENGTH_PENALTY,
+    rules: SearchRules = ATTNVIZ_RULES,
     prefixes: list[list[int]] | None = None,
     topk: int = 0,
 ) -> list[list[Hypothesis]]:
-    """Argmax at every step, the whole batch at once.
+    """Argmax at every step (over the tokens the rules allow), the whole batch at once.
 
     ``prefixes`` (target ids, one list per sentence) are forced first; ``topk`` records the
     ``topk`` most likely next tokens at every step.
@@ -106,7 +240,7 @@ def greedy_decode(
     batch = src.size(0)
     _check_prefixes(prefixes, batch)
     keys, projected, mask, state = model.encode(src, lengths)
-    limits = _length_limits(lengths, max_length, prefixes)
+    limits = _length_limits(lengths, max_length, rules, prefixes)
     limit_tensor = torch.tensor(limits, device=src.device)
     if prefixes is not None:
         forced, forced_lengths = pad_batch(prefixes, config.pad_id, src.device)  # [B, P]
@@ -120,10 +254,10 @@ def greedy_decode(
             prev, state, keys, projected, mask
         )
         step_logprobs = torch.log_softmax(logits.float(), dim=-1)  # [B, V]
-        best_logprob, best = step_logprobs.max(dim=-1)  # [B]
+        best = _restrict(step_logprobs, rules, t, config.eos_id).argmax(dim=-1)  # [B]
         if prefixes is not None and t < forced.size(1):
             best = torch.where(t < forced_lengths, forced[:, t], best)
-            best_logprob = step_logprobs.gather(1, best.unsqueeze(1)).squeeze(1)  # [B]
+        best_logprob = step_logprobs.gather(1, best.unsqueeze(1)).squeeze(1)  # [B]
         alternatives.record(step_logprobs)
         tokens.append(best)
         weights.append(step_weights)
@@ -151,26 +285,13 @@ def greedy_decode(
                     weights=all_weights[b, :stop, :length].copy(),
                     scores=all_scores[b, :stop, :length].copy(),
                     token_logprobs=lp.copy(),
-                    score=normalized_score(float(lp.sum()), stop, length_penalty),
+                    score=normalized_score(float(lp.sum()), stop, length_penalty, rules),
                     topk_ids=topk_ids,
                     topk_logprobs=topk_logprobs,
                 )
             ]
         )
     return results
-
-
-def _force_prefix(candidates: torch.Tensor, prefixes: list[list[int]], t: int) -> None:
-    """In place on ``candidates [B, K, V]``: a sentence still inside its prefix may only
-    extend it with the prefix's next token."""
-    rows = [b for b, prefix in enumerate(prefixes) if t < len(prefix)]
-    if not rows:
-        return
-    index = torch.tensor(rows, device=candidates.device)  # [F]
-    tokens = torch.tensor([prefixes[b][t] for b in rows], device=candidates.device)  # [F]
-    kept = candidates[index, :, tokens]  # [F, K]: each beam's total with the forced token
-    candidates[index] = float("-inf")
-    candidates[index, :, tokens] = kept
 
 
 @dataclass
@@ -192,28 +313,40 @@ def beam_decode(
     nbest: int = 1,
     max_length: int | None = None,
     length_penalty: float = DEFAULT_LENGTH_PENALTY,
+    rules: SearchRules = ATTNVIZ_RULES,
     prefixes: list[list[int]] | None = None,
     topk: int = 0,
 ) -> list[list[Hypothesis]]:
     """Beam search over the batch; each hypothesis's attention is rebuilt by back-pointers.
 
     A sentence stops once it holds ``beam_size`` finished hypotheses or reaches its length
-    limit; the ``nbest`` best by length-normalised score are returned. While a sentence is
-    inside its ``prefixes`` entry, its beam may only extend the prefix; then search is free.
-    ``topk`` records the most likely next tokens of every hypothesis at every step.
+    limit; the ``nbest`` best by length-normalised score are returned. Models whose rules
+    name another toolkit's beam are searched as that toolkit does (without prefixes or
+    top-k). While a sentence is inside its ``prefixes`` entry, its beam may only extend the
+    prefix; then search is free. ``topk`` records the most likely next tokens of every
+    hypothesis at every step.
     """
     if not 1 <= nbest <= beam_size:  # DecodeOptions checks this for users
         raise ValueError(f"need 1 <= nbest ({nbest}) <= beam_size ({beam_size})")
+    _check_prefixes(prefixes, src.size(0))
+    limits = _length_limits(lengths, max_length, rules, prefixes)
+    if rules.beam_stop == "all_slots_ended":
+        if prefixes is not None or topk:
+            raise UsageError(
+                "a target prefix or top-k needs attnviz's beam search; this model searches "
+                "as its toolkit does: use greedy decoding (beam 1) for them"
+            )
+        return _beam_decode_joeynmt(
+            model, src, lengths, beam_size, nbest, limits, length_penalty, rules
+        )
     config = model.config
     k = beam_size
     batch = src.size(0)
     device = src.device
-    _check_prefixes(prefixes, batch)
     keys, projected, mask, state = model.encode(src, lengths)
     expand = torch.arange(batch, device=device).repeat_interleave(k)  # [B*K]
     keys, projected, mask = keys[expand], projected[expand], mask[expand]
     state = state.index_select(expand)
-    limits = _length_limits(lengths, max_length, prefixes)
     alternatives = _TopK(topk)
 
     cumulative = torch.full((batch, k), float("-inf"), device=device)
@@ -236,7 +369,8 @@ def beam_decode(
         logprobs = torch.log_softmax(logits.float(), dim=-1)  # [B*K, V]
         alternatives.record(logprobs)
         vocab = logprobs.size(-1)
-        candidates = cumulative.view(-1, 1) + logprobs  # [B*K, V]
+        allowed = _restrict(logprobs, rules, t, config.eos_id)
+        candidates = cumulative.view(-1, 1) + allowed  # [B*K, V]
         if prefixes is not None:
             _force_prefix(candidates.view(batch, k, vocab), prefixes, t)
         top_scores, top_index = candidates.view(batch, k * vocab).topk(
@@ -265,7 +399,7 @@ def beam_decode(
                     if len(finished[b]) < k:
                         finished[b].append(
                             _Finished(
-                                score=normalized_score(total, t + 1, length_penalty),
+                                score=normalized_score(total, t + 1, length_penalty, rules),
                                 step=t,
                                 slot=slot,
                                 token=token,
@@ -338,6 +472,7 @@ def forced_decode(
     references: list[list[int]],
     *,
     length_penalty: float = DEFAULT_LENGTH_PENALTY,
+    rules: SearchRules = ATTNVIZ_RULES,
     topk: int = 0,
 ) -> list[list[Hypothesis]]:
     """Teacher-force each reference (ids, EOS appended here) and record the attention
@@ -378,10 +513,160 @@ def forced_decode(
                     weights=all_weights[b, :size, :length].copy(),
                     scores=all_scores[b, :size, :length].copy(),
                     token_logprobs=lp,
-                    score=normalized_score(float(lp.sum()), size, length_penalty),
+                    score=normalized_score(float(lp.sum()), size, length_penalty, rules),
                     topk_ids=topk_ids,
                     topk_logprobs=topk_logprobs,
                 )
             ]
         )
+    return results
+
+
+@dataclass
+class _Alive:
+    """The hypotheses in the beam slots: one row per slot, ``[rows, T, ...]``."""
+
+    tokens: torch.Tensor  # [R, T] long
+    logprobs: torch.Tensor  # [R, T]
+    weights: torch.Tensor  # [R, T, N]
+    scores: torch.Tensor  # [R, T, N]
+
+    def extend(
+        self,
+        parents: torch.Tensor,
+        tokens: torch.Tensor,
+        logprobs: torch.Tensor,
+        weights: torch.Tensor,
+        scores: torch.Tensor,
+    ) -> _Alive:
+        """Each new slot: its parent's rows followed by this step's token and attention."""
+        return _Alive(
+            torch.cat([self.tokens[parents], tokens.unsqueeze(1)], dim=1),
+            torch.cat([self.logprobs[parents], logprobs.unsqueeze(1)], dim=1),
+            torch.cat([self.weights[parents], weights[parents].unsqueeze(1)], dim=1),
+            torch.cat([self.scores[parents], scores[parents].unsqueeze(1)], dim=1),
+        )
+
+    def keep(self, sentences: torch.Tensor, k: int) -> _Alive:
+        """Only the slots of the given sentences (rows grouped K by K)."""
+
+        def pick(tensor: torch.Tensor) -> torch.Tensor:
+            grouped = tensor.view(-1, k, *tensor.shape[1:])  # [B, K, ...]
+            return grouped.index_select(0, sentences).flatten(0, 1)
+
+        return _Alive(pick(self.tokens), pick(self.logprobs), pick(self.weights), pick(self.scores))
+
+
+def _beam_decode_joeynmt(
+    model: Seq2Seq,
+    src: torch.Tensor,
+    lengths: torch.Tensor,
+    k: int,
+    nbest: int,
+    limits: list[int],
+    length_penalty: float,
+    rules: SearchRules,
+) -> list[list[Hypothesis]]:
+    """JoeyNMT 2's beam search, with attention carried along.
+
+    Per step the K best of the K x V extensions survive, finished ones included: a slot
+    whose hypothesis ended keeps being extended, and its continuations compete for the K
+    slots. A slot that has once held a finished hypothesis stays marked, and a sentence ends
+    when all K slots are marked or at its length limit. A hypothesis is collected when it
+    ends with its first EOS (or reaches the limit without one). With ``length_penalty`` > 0
+    scores are divided by ((5 + T) / 6) ** penalty before ranking, as JoeyNMT's alpha does.
+    """
+    config = model.config
+    eos = config.eos_id
+    batch = src.size(0)
+    device = src.device
+    keys, projected, mask, state = model.encode(src, lengths)
+    expand = torch.arange(batch, device=device).repeat_interleave(k)  # [B*K]
+    keys, projected, mask = keys[expand], projected[expand], mask[expand]
+    state = state.index_select(expand)
+    n_src = keys.size(1)
+    dtype = keys.dtype
+    alive = _Alive(
+        torch.zeros(batch * k, 0, dtype=torch.long, device=device),
+        torch.zeros(batch * k, 0, device=device),
+        torch.zeros(batch * k, 0, n_src, dtype=dtype, device=device),
+        torch.zeros(batch * k, 0, n_src, dtype=dtype, device=device),
+    )
+    beam_logprobs = torch.zeros(batch, k, device=device)  # [b, K] cumulative
+    beam_logprobs[:, 1:] = float("-inf")  # only the first slot is alive at the start
+    marked = torch.zeros(batch, k, dtype=torch.bool, device=device)
+    sentences = torch.arange(batch, device=device)  # sentence of each remaining row group
+    collected: list[list[tuple[float, list[int], np.ndarray, np.ndarray, np.ndarray]]] = [
+        [] for _ in range(batch)
+    ]
+    results: list[list[Hypothesis]] = [[] for _ in range(batch)]
+    prev = torch.full((batch * k,), config.bos_id, dtype=torch.long, device=device)
+
+    for step in range(max(limits)):
+        remaining = sentences.size(0)
+        logits, state, weights, scores = model.decoder.step(prev, state, keys, projected, mask)
+        logprobs = torch.log_softmax(logits.float(), dim=-1)  # [b*K, V]
+        vocab = logprobs.size(-1)
+        totals = _restrict(logprobs, rules, step, eos) + beam_logprobs.view(-1, 1)  # [b*K, V]
+        if length_penalty > 0:
+            penalty = ((5.0 + (step + 1)) / 6.0) ** length_penalty
+            top_scores, top_index = (totals / penalty).view(remaining, k * vocab).topk(k, dim=-1)
+            beam_logprobs = top_scores * penalty  # as JoeyNMT recovers them
+        else:
+            top_scores, top_index = totals.view(remaining, k * vocab).topk(k, dim=-1)
+            beam_logprobs = top_scores.clone()
+        top_token = top_index.fmod(vocab)  # [b, K]
+        parents = (
+            top_index // vocab + torch.arange(remaining, device=device).unsqueeze(1) * k
+        ).view(-1)
+        token_logprobs = logprobs[parents, top_token.view(-1)]  # [b*K]
+        alive = alive.extend(parents, top_token.view(-1), token_logprobs, weights, scores)
+
+        at_limit = torch.tensor(
+            [step + 1 >= limits[int(i)] for i in sentences.tolist()], device=device
+        )
+        marked = marked | top_token.eq(eos) | top_scores.eq(float("-inf")) | at_limit.unsqueeze(1)
+        ended = marked.all(dim=-1)  # [b]
+        if bool(marked.any()):
+            tokens_np = alive.tokens.cpu().numpy()
+            for i in range(remaining):
+                sentence = int(sentences[i])
+                for j in marked[i].nonzero().view(-1).tolist():
+                    row = i * k + j
+                    hyp = tokens_np[row]
+                    eos_count = int((hyp == eos).sum())
+                    if eos_count > 1:
+                        continue  # ended at an earlier step and already collected
+                    if (eos_count == 0 and bool(at_limit[i])) or (
+                        eos_count == 1 and hyp[-1] == eos
+                    ):
+                        length = int(lengths[sentence])
+                        collected[sentence].append(
+                            (
+                                float(top_scores[i, j]),
+                                hyp.tolist(),
+                                alive.weights[row, :, :length].float().cpu().numpy(),
+                                alive.scores[row, :, :length].float().cpu().numpy(),
+                                alive.logprobs[row].float().cpu().numpy(),
+                            )
+                        )
+                if bool(ended[i]):
+                    best = sorted(collected[sentence], key=lambda c: c[0], reverse=True)
+                    results[sentence] = [
+                        Hypothesis(
+                            tokens=toks, weights=w, scores=s, token_logprobs=lp, score=score, rank=r
+                        )
+                        for r, (score, toks, w, s, lp) in enumerate(best[:nbest])
+                    ]
+            going = (~ended).nonzero().view(-1)
+            if going.numel() == 0:
+                break
+            parents = parents.view(remaining, k).index_select(0, going).view(-1)
+            beam_logprobs = beam_logprobs.index_select(0, going)
+            marked = marked.index_select(0, going)
+            sentences = sentences.index_select(0, going)
+            alive = alive.keep(going, k)
+        keys, projected, mask = keys[parents], projected[parents], mask[parents]
+        state = state.index_select(parents)
+        prev = alive.tokens[:, -1]
     return results

@@ -281,10 +281,10 @@ def explain_ids(
 
 def _source(translator: Translator, text: str) -> tuple[list[int], list[str]]:
     config = translator.config
-    ids = translator.encode_source(text)
+    ids, tokens = translator.source_tokens(text)
     if not [i for i in ids if i != config.eos_id]:
         raise InputError("nothing to explain: the sentence is empty")
-    return ids, [_piece(translator.src_tokenizer, config, i) for i in ids]
+    return ids, tokens
 
 
 def _piece(tokenizer: Any, config: Any, index: int) -> str:

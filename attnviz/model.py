@@ -21,6 +21,7 @@ from attnviz.errors import ConfigError
 
 RNN_TYPES = ("gru", "lstm")
 CONCAT_ORDERS = ("context_first", "state_first")
+DECODER_INITS = ("tanh_bridge", "shared_tanh_bridge", "shared_last", "zero")
 #: Upper bounds on sizes: far above any RNN translation model, low enough that a bad config
 #: cannot ask for more memory or layers than a machine has.
 MAX_VOCAB_SIZE = 1_000_000
@@ -70,8 +71,24 @@ def _check_type(name: str, value: Any, declared: Any) -> None:
 class ModelConfig:
     """Everything needed to rebuild the network; saved as a plain dict in checkpoints.
 
-    ``attn_concat_order``, ``attn_out_bias``/``attn_out_tanh`` and ``src_eos`` are the
-    points on which RNN NMT toolkits differ; keeping them here lets one class load them all.
+    ``attn_concat_order``, ``attn_out_bias``/``attn_out_tanh``, ``src_eos``,
+    ``output_bias``, ``decoder_init`` and ``tgt_embedding_size`` are the points on which RNN
+    NMT toolkits differ; keeping them here lets one class load them all.
+
+    ``decoder_init``: how the decoder's first state comes from the encoder's top-layer final
+    hidden state ``h`` (directions concatenated, size H):
+
+    - ``tanh_bridge``: tanh(Linear(h)) with one projection per decoder layer, and for LSTMs
+      a second projection of the encoder's final cell state for the decoder's cell
+      (attnviz's own models);
+    - ``shared_tanh_bridge``: one tanh(Linear(h)) of size Q given to every decoder layer,
+      and to the LSTM cell as well (JoeyNMT ``bridge``);
+    - ``shared_last``: ``h`` itself (its forward half when H = 2Q) given to every decoder
+      layer and to the LSTM cell; needs H = Q or H = 2Q (JoeyNMT ``last``);
+    - ``zero``: zeros.
+
+    ``output_bias``: whether the output layer has a bias. ``tgt_embedding_size``: the target
+    embedding size when it differs from the source one (None: ``embedding_size``).
     """
 
     src_vocab_size: int
@@ -91,6 +108,9 @@ class ModelConfig:
     attn_out_bias: bool = True
     attn_out_tanh: bool = True
     src_eos: bool = True
+    output_bias: bool = True
+    decoder_init: str = "tanh_bridge"
+    tgt_embedding_size: int | None = None
     pad_id: int = 0
     unk_id: int = 1
     bos_id: int = 2
@@ -108,10 +128,28 @@ class ModelConfig:
                 f"unknown attn_concat_order {self.attn_concat_order!r}; "
                 f"valid: {', '.join(CONCAT_ORDERS)}"
             )
+        if self.decoder_init not in DECODER_INITS:
+            raise ConfigError(
+                f"unknown decoder_init {self.decoder_init!r}; valid: {', '.join(DECODER_INITS)}"
+            )
         for name, high in _LIMITS.items():
             value = getattr(self, name)
             if not 1 <= value <= high:
                 raise ConfigError(f"{name} must be between 1 and {high:,}, not {value}")
+        if self.tgt_embedding_size is not None and not 1 <= self.tgt_embedding_size <= MAX_WIDTH:
+            raise ConfigError(
+                f"tgt_embedding_size must be between 1 and {MAX_WIDTH:,}, "
+                f"not {self.tgt_embedding_size}"
+            )
+        if self.decoder_init == "shared_last" and self.encoder_output_size not in (
+            self.decoder_hidden_size,
+            2 * self.decoder_hidden_size,
+        ):
+            raise ConfigError(
+                f"decoder_init 'shared_last' needs the encoder output size "
+                f"({self.encoder_output_size}) to be the decoder hidden size "
+                f"({self.decoder_hidden_size}) or twice it"
+            )
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), not {self.dropout}")
         smallest = min(self.src_vocab_size, self.tgt_vocab_size)
@@ -137,6 +175,10 @@ class ModelConfig:
     @property
     def encoder_output_size(self) -> int:
         return self.hidden_size * (2 if self.bidirectional else 1)
+
+    @property
+    def decoder_embedding_size(self) -> int:
+        return self.tgt_embedding_size or self.embedding_size
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -235,16 +277,19 @@ class Encoder(nn.Module):
 
 
 class Bridge(nn.Module):
-    """Encoder's top-layer final state -> decoder's initial state, tanh(Linear(.))."""
+    """Encoder's top-layer final state -> decoder's initial state (see ``decoder_init``)."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        out_size = config.decoder_hidden_size * config.decoder_layers
-        self.hidden = nn.Linear(config.encoder_output_size, out_size)
-        self.cell = (
-            nn.Linear(config.encoder_output_size, out_size) if config.rnn == "lstm" else None
+        mode = config.decoder_init
+        out_size = config.decoder_hidden_size * (
+            config.decoder_layers if mode == "tanh_bridge" else 1
         )
+        has_hidden = mode in ("tanh_bridge", "shared_tanh_bridge")
+        has_cell = mode == "tanh_bridge" and config.rnn == "lstm"
+        self.hidden = nn.Linear(config.encoder_output_size, out_size) if has_hidden else None
+        self.cell = nn.Linear(config.encoder_output_size, out_size) if has_cell else None
 
     def _top(self, state: torch.Tensor) -> torch.Tensor:
         """[layers*dirs, B, hidden] -> top layer, directions concatenated [B, H]."""
@@ -258,7 +303,24 @@ class Bridge(nn.Module):
         mapped = mapped.view(batch, self.config.decoder_layers, -1)  # [B, Ld, Q]
         return mapped.transpose(0, 1).contiguous()  # [Ld, B, Q]
 
+    def _shared(self, hidden: torch.Tensor) -> torch.Tensor:
+        """One [B, Q] state for every decoder layer -> [Ld, B, Q]."""
+        config = self.config
+        top = self._top(hidden)  # [B, H]
+        if config.decoder_init == "shared_tanh_bridge":
+            assert self.hidden is not None
+            top = torch.tanh(self.hidden(top))  # [B, Q]
+        elif config.decoder_init == "shared_last" and top.size(-1) != config.decoder_hidden_size:
+            top = top[:, : config.decoder_hidden_size]  # H = 2Q: the forward direction
+        elif config.decoder_init == "zero":
+            top = top.new_zeros(top.size(0), config.decoder_hidden_size)
+        return top.unsqueeze(0).repeat(config.decoder_layers, 1, 1)  # [Ld, B, Q]
+
     def forward(self, final: Any) -> Any:
+        if self.config.decoder_init != "tanh_bridge":
+            shared = self._shared(final[0] if isinstance(final, tuple) else final)
+            return (shared, shared) if self.config.rnn == "lstm" else shared
+        assert self.hidden is not None
         if self.cell is not None:
             h_n, c_n = final
             return self._map(self.hidden, h_n), self._map(self.cell, c_n)
@@ -291,10 +353,10 @@ class AttnDecoder(nn.Module):
         q = config.decoder_hidden_size
         h = config.encoder_output_size
         self.embedding = nn.Embedding(
-            config.tgt_vocab_size, config.embedding_size, padding_idx=config.pad_id
+            config.tgt_vocab_size, config.decoder_embedding_size, padding_idx=config.pad_id
         )
         self.dropout = nn.Dropout(config.dropout)
-        input_size = config.embedding_size + (q if config.input_feeding else 0)
+        input_size = config.decoder_embedding_size + (q if config.input_feeding else 0)
         self.rnn = _rnn(
             config.rnn,
             input_size,
@@ -304,7 +366,7 @@ class AttnDecoder(nn.Module):
         )
         self.attention = build_attention(config.attention, q, h, config.attention_size)
         self.combine = nn.Linear(h + q, q, bias=config.attn_out_bias)  # W_c
-        self.output = nn.Linear(q, config.tgt_vocab_size)
+        self.output = nn.Linear(q, config.tgt_vocab_size, bias=config.output_bias)
 
     def initial_state(self, rnn_state: Any, batch: int, device: torch.device) -> DecoderState:
         dtype = self.embedding.weight.dtype

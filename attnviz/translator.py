@@ -15,6 +15,7 @@ from attnviz.alignment import Alignment, SentenceError
 from attnviz.checkpoint import Checkpoint, build_model, load_checkpoint
 from attnviz.decoding import (
     Hypothesis,
+    SearchRules,
     beam_decode,
     forced_decode,
     greedy_decode,
@@ -24,7 +25,7 @@ from attnviz.device import resolve_device
 from attnviz.errors import InputError, UsageError
 from attnviz.io import MAX_LINE_BYTES
 from attnviz.model import pad_batch
-from attnviz.options import DEFAULT_LENGTH_PENALTY, DecodeOptions
+from attnviz.options import DecodeOptions
 from attnviz.samples import resolve_model_path
 from attnviz.tokenizer import Tokenizer
 
@@ -68,6 +69,7 @@ class Translator:
         self.checkpoint = checkpoint
         self.config = checkpoint.config
         self.src_tokenizer, self.tgt_tokenizer = checkpoint.tokenizers()
+        self.rules = checkpoint.rules()
         self.model = build_model(checkpoint, self.device).to(self.dtype)
 
     @property
@@ -145,7 +147,7 @@ class Translator:
                 continue
             if not self._has_content(source_ids[index]):
                 # nothing to translate: blank, or only characters the tokenizer drops
-                results[index] = [Alignment.empty(text, level=level)]
+                results[index] = [Alignment.empty(text, level=level, word_rules=self._word_rules())]
         todo = sorted(
             (i for i, r in enumerate(results) if r is None), key=lambda i: len(source_ids[i])
         )
@@ -165,6 +167,11 @@ class Translator:
     def encode_source(self, text: str) -> list[int]:
         """The source ids the encoder reads for ``text`` (``</s>`` included where it is)."""
         return self._source_ids(text, 1)
+
+    def source_tokens(self, text: str) -> tuple[list[int], list[str]]:
+        """The source ids of ``text`` and the tokens an Alignment shows for them."""
+        ids = self._source_ids(text, 1)
+        return ids, self._source_tokens(text, ids)
 
     def target_ids(self, pieces: Sequence[str]) -> list[int]:
         """Target pieces (as in :attr:`Alignment.tgt_tokens`, ``</s>`` included) to ids.
@@ -192,8 +199,18 @@ class Translator:
         source_ids = self._source_ids(text, 1)
         src, lengths = pad_batch([source_ids], self.config.pad_id, self.device)
         # forced decoding appends </s>; a hypothesis cut short without it loses that row
-        hyp = forced_decode(self.model, src, lengths, [ids[:-1] if ended else ids], topk=topk)
-        return self._alignment(text, source_ids, _first_steps(hyp[0][0], len(ids)), False)
+        rules = self.rules
+        hyp = forced_decode(
+            self.model,
+            src,
+            lengths,
+            [ids[:-1] if ended else ids],
+            length_penalty=rules.length_penalty,
+            rules=rules,
+            topk=topk,
+        )
+        cut = _first_steps(hyp[0][0], len(ids), rules)
+        return self._alignment(text, source_ids, cut, False)
 
     # -- internals --------------------------------------------------------------------------
 
@@ -242,6 +259,18 @@ class Translator:
             )
         return ids or None
 
+    def _source_tokens(self, source: str, source_ids: list[int]) -> list[str]:
+        """How each source id is shown: the tokenizer's pieces (an unknown one as <unk>)."""
+        tokens = self.src_tokenizer.pieces(source)
+        if self.config.src_eos:
+            tokens.append("</s>")
+        if len(tokens) != len(source_ids):  # a tokenizer whose pieces do not follow its ids
+            tokens = [self._piece(self.src_tokenizer, i) for i in source_ids]
+        return tokens
+
+    def _word_rules(self) -> tuple[str, str]:
+        return (self.src_tokenizer.word_rule, self.tgt_tokenizer.word_rule)
+
     def _has_content(self, ids: list[int]) -> bool:
         eos = self.config.eos_id if self.config.src_eos else None
         return any(t != eos for t in ids)
@@ -261,15 +290,23 @@ class Translator:
         prefix_ids: list[int] | None = None,
     ) -> list[list[Hypothesis]]:
         src, lengths = pad_batch(source_ids, self.config.pad_id, self.device)
-        penalty, topk = options.length_penalty, options.topk
+        rules = self.rules
+        penalty = rules.length_penalty if options.length_penalty is None else options.length_penalty
+        topk = options.topk
         if ref_ids is not None:
             return forced_decode(
-                self.model, src, lengths, ref_ids, length_penalty=penalty, topk=topk
+                self.model, src, lengths, ref_ids, length_penalty=penalty, rules=rules, topk=topk
             )
         prefixes = [prefix_ids] * len(source_ids) if prefix_ids is not None else None
         if options.beam == 1:
             return greedy_decode(
-                self.model, src, lengths, length_penalty=penalty, prefixes=prefixes, topk=topk
+                self.model,
+                src,
+                lengths,
+                length_penalty=penalty,
+                rules=rules,
+                prefixes=prefixes,
+                topk=topk,
             )
         return beam_decode(
             self.model,
@@ -278,6 +315,7 @@ class Translator:
             beam_size=options.beam,
             nbest=options.nbest,
             length_penalty=penalty,
+            rules=rules,
             prefixes=prefixes,
             topk=topk,
         )
@@ -290,7 +328,7 @@ class Translator:
         alignment = Alignment(
             source=source,
             translation=self.tgt_tokenizer.decode(body),
-            src_tokens=[self._piece(self.src_tokenizer, i) for i in source_ids],
+            src_tokens=self._source_tokens(source, source_ids),
             tgt_tokens=[self._piece(self.tgt_tokenizer, t) for t in hyp.tokens],
             weights=hyp.weights,
             scores=hyp.scores,
@@ -298,6 +336,7 @@ class Translator:
             score=float(hyp.score),
             rank=hyp.rank,
             meta={"topk": self._alternatives(hyp)} if hyp.topk_ids is not None else {},
+            word_rules=self._word_rules(),
         )
         return alignment.to_words() if words else alignment
 
@@ -312,7 +351,7 @@ class Translator:
         return steps
 
 
-def _first_steps(hyp: Hypothesis, steps: int) -> Hypothesis:
+def _first_steps(hyp: Hypothesis, steps: int, rules: SearchRules) -> Hypothesis:
     """``hyp`` cut to its first ``steps`` tokens, its score recomputed."""
     if steps >= len(hyp.tokens):
         return hyp
@@ -323,7 +362,7 @@ def _first_steps(hyp: Hypothesis, steps: int) -> Hypothesis:
         weights=hyp.weights[:steps],
         scores=hyp.scores[:steps],
         token_logprobs=logprobs,
-        score=normalized_score(float(logprobs.sum()), steps, DEFAULT_LENGTH_PENALTY),
+        score=normalized_score(float(logprobs.sum()), steps, rules.length_penalty, rules),
         topk_ids=None if hyp.topk_ids is None else hyp.topk_ids[:steps],
         topk_logprobs=None if hyp.topk_logprobs is None else hyp.topk_logprobs[:steps],
     )

@@ -607,6 +607,8 @@ def test_html_command_stores_hypotheses_alternatives_and_step_breakdowns(
                 [s["scores"] for s in steps], alignment.scores, rtol=1e-6, atol=1e-6
             )
             assert len(steps[0]["query"]) == 8  # --dims default
+        entropy = group[0].diagnostics().entropy  # to sort the list by
+        assert sentence["diag"]["entropy"] == pytest.approx(entropy, rel=1e-12)
     # an existing file is kept unless --force
     again = cli(["html", texts[0], *base])
     assert again.exit_code == 1 and "file exists; pass --force" in again.stderr
@@ -700,3 +702,28 @@ def test_html_command_errors_are_one_line(tmp_path, checkpoint_path, args, fragm
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and fragment in lines[0] and "Traceback" not in result.output
     assert not (tmp_path / "view.html").exists()
+
+
+def test_bpe_pieces_merge_into_words_as_the_library_merges_them(driver, tmp_path):
+    bpe = Alignment(
+        **{
+            **make_alignment(
+                ["the", "hou@@", "se", "is", "bi@@", "g@@", "ger", "</s>"],
+                ["das", "Hau@@", "s", "</s>"],
+                seed=21,
+            ).__dict__,
+            "word_rules": ("bpe", "bpe"),
+        }
+    )
+    path = render_html([[bpe]], tmp_path / "bpe.html")
+    assert read_page(path)[0].alignments[0] == bpe  # the rules travel with the data
+    open_page(driver, path)
+    click(driver, by_css(driver, '.seg[data-name="level"] button[data-value="words"]')[0])
+    words = bpe.to_words()
+    cols, rows = header_tokens(table(driver))
+    assert cols == words.src_tokens == ["the", "house", "is", "bigger", "</s>"]
+    assert rows == words.tgt_tokens == ["das", "Haus", "</s>"]
+    for i, j in [(1, 1), (1, 3), (0, 0)]:
+        text = hover(driver, cell(table(driver), i, j))
+        shown = float(re.search(r"weight (-?\d+\.\d+)", text).group(1))
+        assert shown == pytest.approx(words.weights[i, j], abs=1e-4)

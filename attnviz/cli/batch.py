@@ -13,6 +13,8 @@ from attnviz.cli.common import (
     BatchSizeOption,
     BeamOption,
     DeviceOption,
+    DiagnosticsOption,
+    LinksOption,
     ModelOption,
     NbestOption,
     PrecisionOption,
@@ -32,6 +34,7 @@ from attnviz.cli.common import (
     stderr_console,
 )
 from attnviz.errors import InputError, UsageError
+from attnviz.io import check_output
 
 
 def _numbered(out: Path, number: int, total: int) -> Path:
@@ -88,6 +91,9 @@ def heatmap(
     font: Annotated[
         str | None, typer.Option("--font", help="Font family name or .ttf/.otf file.")
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace figure files that already exist.")
+    ] = False,
 ) -> None:
     """Draw attention heatmaps to PNG, SVG or PDF files."""
     with errors():
@@ -111,16 +117,19 @@ def heatmap(
                 raise UsageError("--index works only with --from")
             sentences = sentences_from(text)
             check_refs(ref, sentences)
-            translator = load_translator(model, device, precision)
             options = decode_options(beam=beam, nbest=nbest, words=words, prefix=prefix)
+            translator = load_translator(model, device, precision)
             alignments = translator.translate(sentences, refs=ref, options=options)
         drawable = [a for a in alignments if a.shape[0] and a.shape[1]]
         if not drawable:
             raise InputError("nothing to draw: every alignment is empty")
+        paths = [_numbered(out, number, len(drawable)) for number in range(1, len(drawable) + 1)]
+        for path in paths:  # refuse before drawing anything
+            check_output(path, overwrite=force)
         console = stderr_console()
         with FigureRenderer(look) as renderer:
-            for number, alignment in enumerate(drawable, start=1):
-                path = renderer.render(alignment, _numbered(out, number, len(drawable)))
+            for alignment, path in zip(drawable, paths, strict=True):
+                renderer.render(alignment, path)
                 console.print(safe_text(f"wrote {path}"))
 
 
@@ -166,6 +175,8 @@ def export(
     strict: Annotated[
         bool, typer.Option("--strict", help="Stop at the first line that cannot be handled.")
     ] = False,
+    links: LinksOption = "argmax",
+    diagnostics: DiagnosticsOption = False,
 ) -> None:
     """Export the alignments of a whole file: JSONL, Pharaoh, NPZ, HTML and figures."""
     with errors():
@@ -185,6 +196,8 @@ def export(
             strict=strict,
             workers=workers,
             dpi=dpi,
+            links=links,
+            diagnostics=diagnostics,
         )
         if resume and overwrite:
             raise UsageError("--resume and --overwrite exclude each other")

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from attnviz.errors import AttnvizError, InputError, UsageError
+from attnviz.errors import AttnvizError, InputError, OutputExistsError, UsageError
 
 ModelOption = Annotated[
     str | None,
@@ -64,6 +64,23 @@ TopkOption = Annotated[
     int,
     typer.Option("--topk", help="Record the K most likely next tokens at every step (0: none)."),
 ]
+LinksOption = Annotated[
+    str,
+    typer.Option(
+        "--links",
+        help="Hard links read off the attention: argmax (each target token to the source "
+        "token it attends to most), argmax-target (each source token to a target token), both "
+        "(links found both ways) or threshold:X (every weight ≥ X). </s> is never linked.",
+    ),
+]
+DiagnosticsOption = Annotated[
+    bool,
+    typer.Option(
+        "--diagnostics",
+        help="Attention diagnostics: entropy, coverage deviation and absentmindedness "
+        "penalties, weight on </s>, crossings, source words left unattended or over-attended.",
+    ),
+]
 WordsOption = Annotated[
     bool,
     typer.Option(
@@ -115,7 +132,10 @@ def errors() -> Iterator[None]:
     try:
         yield
     except AttnvizError as err:
-        fail(str(err).splitlines()[0] if str(err) else type(err).__name__, err.exit_code)
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        if isinstance(err, OutputExistsError):  # the library names no flags; the CLI does
+            message = message.replace("refusing to replace it", "pass --force to replace it")
+        fail(message, err.exit_code)
     except KeyboardInterrupt:
         fail("interrupted", 130)
     except BrokenPipeError:

@@ -118,6 +118,7 @@ def html(
             models=names,
             words=words,
             explain_dims=dims,
+            diagnostics=True,
         )
         count = f"{len(groups)} sentence{'s' if len(groups) != 1 else ''}"
         stderr_console().print(safe_text(f"wrote {out} ({count})"))

@@ -180,16 +180,21 @@ class JsonlFormat(AppendedFile):
     filename = "alignments.jsonl"
 
     def encode(self, group: SentenceGroup) -> bytes:
-        return (json.dumps(record(group), ensure_ascii=False, allow_nan=False) + "\n").encode()
+        links, diagnostics = self.options.links, self.options.diagnostics
+        line = json.dumps(record(group, links, diagnostics), ensure_ascii=False, allow_nan=False)
+        return (line + "\n").encode()
 
 
-def record(group: SentenceGroup) -> dict[str, Any]:
-    """The JSONL record of a group."""
+def record(
+    group: SentenceGroup, links: str = "argmax", diagnostics: bool = False
+) -> dict[str, Any]:
+    """The JSONL record of a group; ``links``, ``diagnostics``: see :meth:`Alignment.to_dict`."""
     if group.error is not None or group.best is None:
         return {"id": group.index, "source": group.source, "error": group.error or ""}
-    result = {"id": group.index, **group.best.to_dict()}
+    as_dict = {"links": links, "diagnostics": diagnostics}
+    result = {"id": group.index, **group.best.to_dict(**as_dict)}
     if len(group.alignments) > 1:
-        result["nbest"] = [alignment.to_dict() for alignment in group.alignments[1:]]
+        result["nbest"] = [alignment.to_dict(**as_dict) for alignment in group.alignments[1:]]
     return result
 
 
@@ -218,6 +223,9 @@ def _group_from_line(line: str, where: str, position: int) -> SentenceGroup:
         value = json.loads(line)
     except json.JSONDecodeError as err:
         raise InputError(f"{where}: not a JSON alignment record ({err.msg})") from err
+    except ValueError as err:  # an integer too long to convert
+        reason = str(err).split(":")[0]
+        raise InputError(f"{where}: not a JSON alignment record ({reason})") from err
     except RecursionError:
         raise InputError(f"{where}: not a JSON alignment record (nested too deeply)") from None
     if not isinstance(value, dict):
@@ -241,15 +249,15 @@ def _group_from_line(line: str, where: str, position: int) -> SentenceGroup:
 
 
 class PharaohFormat(AppendedFile):
-    """``alignments.pharaoh``: the best hypothesis's hard links ``i-j`` per input line; an
-    empty line for an empty or failed input."""
+    """``alignments.pharaoh``: the best hypothesis's hard links ``i-j`` per input line (read
+    off by ``ExportOptions.links``); an empty line for an empty or failed input."""
 
     name = "pharaoh"
     filename = "alignments.pharaoh"
 
     def encode(self, group: SentenceGroup) -> bytes:
         best = group.best
-        return ((best.pharaoh() if best is not None else "") + "\n").encode()
+        return ((best.pharaoh(self.options.links) if best is not None else "") + "\n").encode()
 
 
 def read_pharaoh(path: str | os.PathLike[str]) -> Iterator[list[tuple[int, int]]]:
@@ -395,7 +403,9 @@ class HtmlFormat(AppendedFile):
         from attnviz.render.html import HtmlPage
 
         super().__init__(folder, options)
-        self._page = HtmlPage(title="attnviz export", words=options.decode.words)
+        self._page = HtmlPage(
+            title="attnviz export", words=options.decode.words, diagnostics=options.diagnostics
+        )
 
     def open(self, offset: int) -> None:
         super().open(offset)

@@ -31,7 +31,9 @@ class ExportOptions:
     ``html`` (the interactive page ``view.html``): the optional formats; ``chunk_lines``:
     lines committed together (the resume granularity); ``strict``: stop at the first line
     that cannot be handled; ``workers``: processes drawing figures; ``dpi``: resolution of
-    PNG figures.
+    PNG figures; ``links``: how hard links are read off the attention (see
+    :func:`attnviz.eval.extract_links`); ``diagnostics``: add attention diagnostics to each
+    JSONL record.
     """
 
     decode: DecodeOptions = field(default_factory=DecodeOptions)
@@ -43,11 +45,13 @@ class ExportOptions:
     strict: bool = False
     workers: int = 2
     dpi: int = 100
+    links: str = "argmax"
+    diagnostics: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.decode, DecodeOptions):
             raise UsageError(f"decode must be DecodeOptions, not {type(self.decode).__name__}")
-        for name in ("refs", "npz", "html", "strict"):
+        for name in ("refs", "npz", "html", "strict", "diagnostics"):
             if not isinstance(getattr(self, name), bool):
                 raise UsageError(f"{name} must be True or False, not {getattr(self, name)!r}")
         if self.figures is not None and self.figures not in FIGURE_FORMATS:
@@ -58,6 +62,9 @@ class ExportOptions:
         _check_int("workers", self.workers, 1, MAX_WORKERS)
         if self.figures is not None:
             _check_int("dpi", self.dpi, MIN_DPI, MAX_DPI)
+        from attnviz.eval import parse_link_method
+
+        object.__setattr__(self, "links", str(parse_link_method(self.links)))
 
     def fingerprint(self) -> dict[str, Any]:
         """Options that can change the output bytes (a resumed run must use the same).
@@ -73,4 +80,6 @@ class ExportOptions:
                 values[fmt.option] = getattr(self, fmt.option)
         values["chunk_lines"] = self.chunk_lines
         values["dpi"] = self.dpi
+        values["links"] = self.links
+        values["diagnostics"] = self.diagnostics
         return values

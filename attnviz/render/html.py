@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from attnviz import __version__
-from attnviz.alignment import Alignment
+from attnviz.alignment import DEFAULT_WORD_RULES, Alignment
 from attnviz.errors import InputError
 from attnviz.options import RenderOptions
 
@@ -95,6 +95,13 @@ def _finite(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
+def _json_ready(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Numbers that are not finite become null (JSON has no NaN)."""
+    return {
+        key: _finite(value) if isinstance(value, float) else value for key, value in values.items()
+    }
+
+
 def _hypothesis(
     alignment: Alignment,
     explanation: Sequence[Any] | None = None,
@@ -112,6 +119,8 @@ def _hypothesis(
         "rank": alignment.rank,
         "level": alignment.level,
     }
+    if alignment.word_rules != DEFAULT_WORD_RULES:
+        entry["word_rules"] = list(alignment.word_rules)
     if alignment.meta:
         entry["meta"] = alignment.meta
     if explanation:
@@ -140,6 +149,7 @@ def _alignment(entry: Mapping[str, Any]) -> Alignment:
         rank=int(entry.get("rank", 0)),
         level=str(entry.get("level", "pieces")),
         meta=dict(entry.get("meta") or {}),
+        word_rules=tuple(entry.get("word_rules", DEFAULT_WORD_RULES)),
     )
 
 
@@ -176,7 +186,8 @@ class HtmlPage:
 
     ``models`` names the model (and the compared one); ``options.values`` (weights or scores)
     is what the page shows first, ``words`` whether it starts at the word level;
-    ``explain_dims`` the values kept of each vector of a step breakdown.
+    ``explain_dims`` the values kept of each vector of a step breakdown; ``diagnostics``
+    adds each sentence's attention diagnostics (its best hypothesis's), to sort by.
     """
 
     def __init__(
@@ -187,9 +198,11 @@ class HtmlPage:
         options: RenderOptions | None = None,
         words: bool = False,
         explain_dims: int = EXPLAIN_DIMS,
+        diagnostics: bool = False,
     ) -> None:
         options = options or RenderOptions()
         self.explain_dims = explain_dims
+        self.diagnostics = diagnostics
         self.title = options.title or title
         self.models = [str(m) for m in models]
         self.mode = options.values
@@ -251,6 +264,8 @@ class HtmlPage:
                 _hypothesis(a, explained[k] if k < len(explained) else None, self.explain_dims)
                 for k, a in enumerate(hyps)
             ]
+            if self.diagnostics and hyps and hyps[0].shape[0] and hyps[0].shape[1]:
+                entry["diag"] = _json_ready(hyps[0].diagnostics().to_dict())
         if compare is not None:
             other, _, other_error = sentence_group(compare)
             entry["cmp"] = [_hypothesis(a) for a in other]
@@ -277,18 +292,25 @@ def render_html(
     models: Sequence[str] = (),
     words: bool = False,
     explain_dims: int = EXPLAIN_DIMS,
+    diagnostics: bool = False,
 ) -> Path:
     """Write the page for ``groups`` (one item per sentence, see :func:`sentence_group`).
 
     ``compare``: the same sentences from a second model, in the same order;
-    ``compare_forced``: per sentence, that model forced along the best hypothesis.
+    ``compare_forced``: per sentence, that model forced along the best hypothesis;
+    ``diagnostics``: attention diagnostics per sentence, to sort by.
     ``explanations``: per sentence, per hypothesis, the explained decoder steps.
     The file appears complete or not at all (see :func:`attnviz.io.atomic_write`).
     """
     from attnviz.io import atomic_write
 
     page = HtmlPage(
-        title=title, models=models, options=options, words=words, explain_dims=explain_dims
+        title=title,
+        models=models,
+        options=options,
+        words=words,
+        explain_dims=explain_dims,
+        diagnostics=diagnostics,
     )
     groups = list(groups)
     others = list(compare) if compare is not None else None

@@ -121,7 +121,7 @@
   }
 
   function diagnostics(s) {
-    var found = s.hyps && s.hyps.length && s.hyps[0].meta ? s.hyps[0].meta.diagnostics : null;
+    var found = s.diag || (s.hyps && s.hyps.length && s.hyps[0].meta ? s.hyps[0].meta.diagnostics : null);
     if (!found || typeof found !== "object" || Array.isArray(found)) return null;
     var kept = {}, any = false;
     Object.keys(found).forEach(function (k) {
@@ -133,25 +133,43 @@
 
   // ---- word level, as Alignment.to_words() ---------------------------------------------
 
-  function wordGroups(tokens) {
+  // rules as attnviz.alignment: sentencepiece (a piece starting with ▁ opens a word), bpe (a
+  // piece ending in @@ joins the next one), whitespace (every token is a word)
+  var BPE_JOINER = "@@";
+
+  function opensWord(tokens, index, rule) {
+    var token = tokens[index];
+    if (index === 0 || NON_WORDS[token] === true || NON_WORDS[tokens[index - 1]] === true) return true;
+    if (rule === "sentencepiece") return token.indexOf(WORD_START) === 0;
+    if (rule === "bpe") return !endsWith(tokens[index - 1], BPE_JOINER);
+    return true;
+  }
+
+  function endsWith(text, tail) { return text.length >= tail.length && text.slice(-tail.length) === tail; }
+
+  function wordGroups(tokens, rule) {
     var groups = [];
-    tokens.forEach(function (token, index) {
-      var opens = token.indexOf(WORD_START) === 0 || NON_WORDS[token] === true;
-      var last = groups.length ? groups[groups.length - 1] : null;
-      var afterSpecial = last !== null && NON_WORDS[tokens[last[last.length - 1]]] === true;
-      if (opens || last === null || afterSpecial) groups.push([index]);
-      else last.push(index);
+    tokens.forEach(function (_, index) {
+      if (opensWord(tokens, index, rule)) groups.push([index]);
+      else groups[groups.length - 1].push(index);
     });
     return groups;
   }
 
-  function joinPieces(tokens) { return tokens.join("").split(WORD_START).join(""); }
+  function joinPieces(tokens, rule) {
+    if (rule === "bpe") {
+      return tokens.map(function (t) { return endsWith(t, BPE_JOINER) ? t.slice(0, -BPE_JOINER.length) : t; }).join("");
+    }
+    if (rule === "whitespace") return tokens.join(" ");
+    return tokens.join("").split(WORD_START).join("");
+  }
 
   function toWords(h) {
     hydrate(h);
     if (h.level === "words") return h;
     if (h._words) return h._words;
-    var sg = wordGroups(h.src), tg = wordGroups(h.tgt);
+    var rules = h.word_rules || ["sentencepiece", "sentencepiece"];
+    var sg = wordGroups(h.src, rules[0]), tg = wordGroups(h.tgt, rules[1]);
     function sumCols(row, group) { return group.reduce(function (a, i) { return a + row[i]; }, 0); }
     var wCols = h.w.map(function (row) { return sg.map(function (g) { return sumCols(row, g); }); });
     var sCols = h.s.map(function (row) {
@@ -169,8 +187,8 @@
     var s = tg.map(function (g) { return meanRows(sCols, g); });
     var words = {
       translation: h.translation, score: h.score, rank: h.rank, level: "words",
-      src: sg.map(function (g) { return joinPieces(g.map(function (i) { return h.src[i]; })); }),
-      tgt: tg.map(function (g) { return joinPieces(g.map(function (i) { return h.tgt[i]; })); }),
+      src: sg.map(function (g) { return joinPieces(g.map(function (i) { return h.src[i]; }), rules[0]); }),
+      tgt: tg.map(function (g) { return joinPieces(g.map(function (i) { return h.tgt[i]; }), rules[1]); }),
       w: w, s: s,
       lp: tg.map(function (g) { return g.reduce(function (a, i) { return a + h.lp[i]; }, 0); }),
       pieces: tg, // target piece steps of each word, for the step panel
