@@ -384,6 +384,9 @@ class Alignment:
         logprobs = _group_sums(self.token_logprobs[None, :], tgt_starts, n_tgt, axis=1)[0]
         src_groups = word_groups(self.src_tokens, src_rule)
         tgt_groups = word_groups(self.tgt_tokens, tgt_rule)
+        meta = dict(self.meta)
+        if "topk" in meta:
+            meta["topk"] = _word_topk(meta["topk"], self.tgt_tokens, tgt_groups)
         return Alignment(
             source=self.source,
             translation=self.translation,
@@ -399,7 +402,7 @@ class Alignment:
             score=self.score,
             rank=self.rank,
             level="words",
-            meta=dict(self.meta),
+            meta=meta,
             word_rules=self.word_rules,
         )
 
@@ -525,6 +528,22 @@ def _word_rules(value: Any) -> tuple[str, str]:
     if not isinstance(value, list | tuple) or len(value) != 2:
         raise ValueError("word_rules must be a list of two word rules")
     return (str(value[0]), str(value[1]))
+
+
+def _word_topk(topk: Any, tokens: list[str], groups: list[list[int]]) -> Any:
+    """Per word, the alternatives its first piece beat (the emitted piece left out).
+
+    ``topk`` holds, per piece, ``[token, probability]`` pairs; anything else is kept as is.
+    """
+    well_formed = isinstance(topk, list) and len(topk) == len(tokens)
+    well_formed = well_formed and all(
+        isinstance(step, list)
+        and all(isinstance(pair, list | tuple) and len(pair) == 2 for pair in step)
+        for step in topk
+    )
+    if not well_formed:
+        return topk
+    return [[pair for pair in topk[g[0]] if pair[0] != tokens[g[0]]] for g in groups]
 
 
 def _json_float(value: float) -> float | None:

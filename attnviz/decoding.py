@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from attnviz.errors import ConfigError
+from attnviz.errors import ConfigError, UsageError
 from attnviz.model import Seq2Seq, pad_batch
 from attnviz.options import DEFAULT_LENGTH_PENALTY
 
@@ -129,6 +129,8 @@ class Hypothesis:
     token_logprobs: np.ndarray  # [T]
     score: float  # sum of log-probs / T ** length_penalty
     rank: int = 0
+    topk_ids: np.ndarray | None = None  # [T, K] the K most likely next tokens at each step
+    topk_logprobs: np.ndarray | None = None  # [T, K] their log-probabilities, best first
 
 
 def normalized_score(
@@ -143,11 +145,66 @@ def normalized_score(
     return logprob_sum / max(length + rules.length_offset, 1) ** length_penalty
 
 
-def _length_limits(lengths: torch.Tensor, max_length: int | None, rules: SearchRules) -> list[int]:
+def _length_limits(
+    lengths: torch.Tensor,
+    max_length: int | None,
+    rules: SearchRules,
+    prefixes: list[list[int]] | None = None,
+) -> list[int]:
+    """Per sentence, the most target tokens; a forced prefix always fits, plus one free step."""
     limits = [rules.max_output_length(int(n)) for n in lengths.tolist()]
     if max_length is not None:
         limits = [min(limit, max_length) for limit in limits]
+    if prefixes is not None:
+        limits = [max(limit, len(p) + 1) for limit, p in zip(limits, prefixes, strict=True)]
     return limits
+
+
+def _check_prefixes(prefixes: list[list[int]] | None, batch: int) -> None:
+    if prefixes is not None and len(prefixes) != batch:
+        raise ValueError(f"{len(prefixes)} prefixes for {batch} sentences")
+
+
+class _TopK:
+    """The ``k`` most likely next tokens of every row at every step (nothing when k = 0)."""
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+        self.ids: list[np.ndarray] = []  # per step [rows, K]
+        self.logprobs: list[np.ndarray] = []
+
+    def record(self, logprobs: torch.Tensor) -> None:
+        if self.k:
+            values, ids = logprobs.topk(min(self.k, logprobs.size(-1)), dim=-1)  # [rows, K]
+            self.ids.append(ids.cpu().numpy())
+            self.logprobs.append(values.float().cpu().numpy())
+
+    def rows(self, row: int, stop: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Steps 0..stop-1 of one row (rows stay put: greedy and forced decoding)."""
+        if not self.k:
+            return None, None
+        ids = np.stack([step[row] for step in self.ids[:stop]])  # [T, K]
+        return ids, np.stack([step[row] for step in self.logprobs[:stop]])
+
+    def path(self, slots: list[int]) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """One beam hypothesis: the slot it held at each step."""
+        if not self.k:
+            return None, None
+        ids = np.stack([self.ids[t][slot] for t, slot in enumerate(slots)])  # [T, K]
+        return ids, np.stack([self.logprobs[t][slot] for t, slot in enumerate(slots)])
+
+
+def _force_prefix(candidates: torch.Tensor, prefixes: list[list[int]], t: int) -> None:
+    """In place on ``candidates [B, K, V]``: a sentence still inside its prefix may only
+    extend it with the prefix's next token."""
+    rows = [b for b, prefix in enumerate(prefixes) if t < len(prefix)]
+    if not rows:
+        return
+    index = torch.tensor(rows, device=candidates.device)  # [F]
+    tokens = torch.tensor([prefixes[b][t] for b in rows], device=candidates.device)  # [F]
+    kept = candidates[index, :, tokens]  # [F, K]: each beam's total with the forced token
+    candidates[index] = float("-inf")
+    candidates[index, :, tokens] = kept
 
 
 def _restrict(logprobs: torch.Tensor, rules: SearchRules, step: int, eos_id: int) -> torch.Tensor:
@@ -171,23 +228,37 @@ def greedy_decode(
     max_length: int | None = None,
     length_penalty: float = DEFAULT_LENGTH_PENALTY,
     rules: SearchRules = ATTNVIZ_RULES,
+    prefixes: list[list[int]] | None = None,
+    topk: int = 0,
 ) -> list[list[Hypothesis]]:
-    """Argmax at every step (over the tokens the rules allow), the whole batch at once."""
+    """Argmax at every step (over the tokens the rules allow), the whole batch at once.
+
+    ``prefixes`` (target ids, one list per sentence) are forced first; ``topk`` records the
+    ``topk`` most likely next tokens at every step.
+    """
     config = model.config
-    keys, projected, mask, state = model.encode(src, lengths)
     batch = src.size(0)
-    limits = _length_limits(lengths, max_length, rules)
+    _check_prefixes(prefixes, batch)
+    keys, projected, mask, state = model.encode(src, lengths)
+    limits = _length_limits(lengths, max_length, rules, prefixes)
     limit_tensor = torch.tensor(limits, device=src.device)
+    if prefixes is not None:
+        forced, forced_lengths = pad_batch(prefixes, config.pad_id, src.device)  # [B, P]
+        forced_lengths = forced_lengths.to(src.device)
     prev = torch.full((batch,), config.bos_id, dtype=torch.long, device=src.device)
     finished = torch.zeros(batch, dtype=torch.bool, device=src.device)
     tokens, weights, scores, logprobs = [], [], [], []
+    alternatives = _TopK(topk)
     for t in range(max(limits)):
         logits, state, step_weights, step_scores = model.decoder.step(
             prev, state, keys, projected, mask
         )
         step_logprobs = torch.log_softmax(logits.float(), dim=-1)  # [B, V]
         best = _restrict(step_logprobs, rules, t, config.eos_id).argmax(dim=-1)  # [B]
+        if prefixes is not None and t < forced.size(1):
+            best = torch.where(t < forced_lengths, forced[:, t], best)
         best_logprob = step_logprobs.gather(1, best.unsqueeze(1)).squeeze(1)  # [B]
+        alternatives.record(step_logprobs)
         tokens.append(best)
         weights.append(step_weights)
         scores.append(step_scores)
@@ -206,6 +277,7 @@ def greedy_decode(
         stop = row.index(config.eos_id) + 1 if config.eos_id in row else len(row)
         stop = min(stop, limits[b])
         lp = all_logprobs[b, :stop]
+        topk_ids, topk_logprobs = alternatives.rows(b, stop)
         results.append(
             [
                 Hypothesis(
@@ -214,6 +286,8 @@ def greedy_decode(
                     scores=all_scores[b, :stop, :length].copy(),
                     token_logprobs=lp.copy(),
                     score=normalized_score(float(lp.sum()), stop, length_penalty, rules),
+                    topk_ids=topk_ids,
+                    topk_logprobs=topk_logprobs,
                 )
             ]
         )
@@ -240,17 +314,28 @@ def beam_decode(
     max_length: int | None = None,
     length_penalty: float = DEFAULT_LENGTH_PENALTY,
     rules: SearchRules = ATTNVIZ_RULES,
+    prefixes: list[list[int]] | None = None,
+    topk: int = 0,
 ) -> list[list[Hypothesis]]:
     """Beam search over the batch; each hypothesis's attention is rebuilt by back-pointers.
 
     A sentence stops once it holds ``beam_size`` finished hypotheses or reaches its length
     limit; the ``nbest`` best by length-normalised score are returned. Models whose rules
-    name another toolkit's beam are searched as that toolkit does.
+    name another toolkit's beam are searched as that toolkit does (without prefixes or
+    top-k). While a sentence is inside its ``prefixes`` entry, its beam may only extend the
+    prefix; then search is free. ``topk`` records the most likely next tokens of every
+    hypothesis at every step.
     """
     if not 1 <= nbest <= beam_size:  # DecodeOptions checks this for users
         raise ValueError(f"need 1 <= nbest ({nbest}) <= beam_size ({beam_size})")
-    limits = _length_limits(lengths, max_length, rules)
+    _check_prefixes(prefixes, src.size(0))
+    limits = _length_limits(lengths, max_length, rules, prefixes)
     if rules.beam_stop == "all_slots_ended":
+        if prefixes is not None or topk:
+            raise UsageError(
+                "a target prefix or top-k needs attnviz's beam search; this model searches "
+                "as its toolkit does: use greedy decoding (beam 1) for them"
+            )
         return _beam_decode_joeynmt(
             model, src, lengths, beam_size, nbest, limits, length_penalty, rules
         )
@@ -262,6 +347,7 @@ def beam_decode(
     expand = torch.arange(batch, device=device).repeat_interleave(k)  # [B*K]
     keys, projected, mask = keys[expand], projected[expand], mask[expand]
     state = state.index_select(expand)
+    alternatives = _TopK(topk)
 
     cumulative = torch.full((batch, k), float("-inf"), device=device)
     cumulative[:, 0] = 0.0  # only the first beam is alive at the start
@@ -281,9 +367,12 @@ def beam_decode(
         step_weights.append(weights)
         step_scores.append(scores)
         logprobs = torch.log_softmax(logits.float(), dim=-1)  # [B*K, V]
+        alternatives.record(logprobs)
         vocab = logprobs.size(-1)
         allowed = _restrict(logprobs, rules, t, config.eos_id)
         candidates = cumulative.view(-1, 1) + allowed  # [B*K, V]
+        if prefixes is not None:
+            _force_prefix(candidates.view(batch, k, vocab), prefixes, t)
         top_scores, top_index = candidates.view(batch, k * vocab).topk(
             min(2 * k, k * vocab), dim=1
         )  # [B, 2K]
@@ -346,17 +435,19 @@ def beam_decode(
         ranked = sorted(finished[b], key=lambda f: (-f.score, f.step))[:nbest]
         hypotheses = []
         for rank, end in enumerate(ranked):
-            rows_w, rows_s, toks, lps = [], [], [], []
+            rows_w, rows_s, toks, lps, slots = [], [], [], [], []
             slot, token, logprob = end.slot, end.token, end.logprob
             for t in range(end.step, -1, -1):
                 rows_w.append(weights_np[t][slot, :length])
                 rows_s.append(scores_np[t][slot, :length])
                 toks.append(token)
                 lps.append(logprob)
+                slots.append(slot)
                 if t > 0:  # the slot alive at step t came from parents[t-1][slot]
                     token = emitted[t - 1][slot]
                     logprob = emitted_logprobs[t - 1][slot]
                     slot = parents[t - 1][slot]
+            topk_ids, topk_logprobs = alternatives.path(slots[::-1])
             hypotheses.append(
                 Hypothesis(
                     tokens=toks[::-1],
@@ -365,6 +456,8 @@ def beam_decode(
                     token_logprobs=np.asarray(lps[::-1], np.float32),
                     score=end.score,
                     rank=rank,
+                    topk_ids=topk_ids,
+                    topk_logprobs=topk_logprobs,
                 )
             )
         results.append(hypotheses)
@@ -380,8 +473,10 @@ def forced_decode(
     *,
     length_penalty: float = DEFAULT_LENGTH_PENALTY,
     rules: SearchRules = ATTNVIZ_RULES,
+    topk: int = 0,
 ) -> list[list[Hypothesis]]:
-    """Teacher-force each reference (ids, EOS appended here) and record the attention."""
+    """Teacher-force each reference (ids, EOS appended here) and record the attention
+    (and, with ``topk``, the most likely next tokens at each step)."""
     config = model.config
     batch = src.size(0)
     if len(references) != batch:
@@ -392,11 +487,13 @@ def forced_decode(
     keys, projected, mask, state = model.encode(src, lengths)
     prev = torch.full((batch,), config.bos_id, dtype=torch.long, device=src.device)
     weights, scores, logprobs = [], [], []
+    alternatives = _TopK(topk)
     for t in range(steps):
         logits, state, step_weights, step_scores = model.decoder.step(
             prev, state, keys, projected, mask
         )
         step_logprobs = torch.log_softmax(logits.float(), dim=-1)
+        alternatives.record(step_logprobs)
         logprobs.append(step_logprobs.gather(1, padded[:, t : t + 1]).squeeze(1))  # [B]
         weights.append(step_weights)
         scores.append(step_scores)
@@ -408,6 +505,7 @@ def forced_decode(
     for b, length in enumerate(lengths.tolist()):
         size = len(targets[b])
         lp = all_logprobs[b, :size].copy()
+        topk_ids, topk_logprobs = alternatives.rows(b, size)
         results.append(
             [
                 Hypothesis(
@@ -416,6 +514,8 @@ def forced_decode(
                     scores=all_scores[b, :size, :length].copy(),
                     token_logprobs=lp,
                     score=normalized_score(float(lp.sum()), size, length_penalty, rules),
+                    topk_ids=topk_ids,
+                    topk_logprobs=topk_logprobs,
                 )
             ]
         )

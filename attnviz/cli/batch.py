@@ -18,9 +18,11 @@ from attnviz.cli.common import (
     ModelOption,
     NbestOption,
     PrecisionOption,
+    PrefixOption,
     RefOption,
     ScoresOption,
     TextArgument,
+    TopkOption,
     ValuesOption,
     WordsOption,
     check_refs,
@@ -70,6 +72,7 @@ def heatmap(
     beam: BeamOption = 1,
     nbest: NbestOption = 1,
     ref: RefOption = None,
+    prefix: PrefixOption = None,
     words: WordsOption = False,
     from_file: Annotated[
         str | None,
@@ -106,13 +109,15 @@ def heatmap(
         if from_file is not None:
             if text:
                 raise UsageError("give either TEXT or --from, not both")
+            if prefix is not None:
+                raise UsageError("--prefix decodes anew; it does not combine with --from")
             alignments = _alignments_from(from_file, index, words)
         else:
             if index is not None:
                 raise UsageError("--index works only with --from")
             sentences = sentences_from(text)
             check_refs(ref, sentences)
-            options = decode_options(beam=beam, nbest=nbest, words=words)
+            options = decode_options(beam=beam, nbest=nbest, words=words, prefix=prefix)
             translator = load_translator(model, device, precision)
             alignments = translator.translate(sentences, refs=ref, options=options)
         drawable = [a for a in alignments if a.shape[0] and a.shape[1]]
@@ -148,6 +153,10 @@ def export(
     ] = False,
     words: WordsOption = False,
     npz: Annotated[bool, typer.Option("--npz", help="Also write attention.npz.")] = False,
+    html: Annotated[
+        bool, typer.Option("--html", help="Also write view.html, the interactive HTML view.")
+    ] = False,
+    topk: TopkOption = 0,
     figures: Annotated[
         str | None, typer.Option("--figures", help="Also draw figures/<id>.png or .svg.")
     ] = None,
@@ -169,16 +178,19 @@ def export(
     links: LinksOption = "argmax",
     diagnostics: DiagnosticsOption = False,
 ) -> None:
-    """Export the alignments of a whole file: JSONL, Pharaoh, NPZ and figures."""
+    """Export the alignments of a whole file: JSONL, Pharaoh, NPZ, HTML and figures."""
     with errors():
         from attnviz.cli.progress import ExportBar
         from attnviz.export import Exporter, ExportOptions
         from attnviz.export.source import check_input
 
         options = ExportOptions(
-            decode=decode_options(beam=beam, nbest=nbest, words=words, batch_size=batch_size),
+            decode=decode_options(
+                beam=beam, nbest=nbest, words=words, batch_size=batch_size, topk=topk
+            ),
             refs=refs,
             npz=npz,
+            html=html,
             figures=figures,
             chunk_lines=chunk_lines,
             strict=strict,

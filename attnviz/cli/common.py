@@ -52,6 +52,18 @@ ScoresOption = Annotated[
     bool, typer.Option("--scores", help="Show raw pre-softmax energies instead of weights.")
 ]
 BatchSizeOption = Annotated[int, typer.Option("--batch-size", help="Sentences per batch.")]
+PrefixOption = Annotated[
+    str | None,
+    typer.Option(
+        "--prefix",
+        help="Target words to force first (what if the translation began so?); "
+        "then decoding is free.",
+    ),
+]
+TopkOption = Annotated[
+    int,
+    typer.Option("--topk", help="Record the K most likely next tokens at every step (0: none)."),
+]
 LinksOption = Annotated[
     str,
     typer.Option(

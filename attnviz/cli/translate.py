@@ -25,9 +25,11 @@ from attnviz.cli.common import (
     ModelOption,
     NbestOption,
     PrecisionOption,
+    PrefixOption,
     RefOption,
     ScoresOption,
     TextArgument,
+    TopkOption,
     ValuesOption,
     WordsOption,
     check_refs,
@@ -52,6 +54,8 @@ def translate(
     beam: BeamOption = 1,
     nbest: NbestOption = 1,
     ref: RefOption = None,
+    prefix: PrefixOption = None,
+    topk: TopkOption = 0,
     words: WordsOption = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object per hypothesis per line on stdout.")
@@ -70,7 +74,9 @@ def translate(
         from attnviz.eval import parse_link_method
         from attnviz.render.values import render_options
 
-        options = decode_options(beam=beam, nbest=nbest, words=words, batch_size=batch_size)
+        options = decode_options(
+            beam=beam, nbest=nbest, words=words, batch_size=batch_size, prefix=prefix, topk=topk
+        )
         links = str(parse_link_method(links))
         from_stdin = not text or text == ["-"]
         if from_stdin:

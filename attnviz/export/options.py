@@ -27,18 +27,20 @@ class ExportOptions:
     """How a file is exported.
 
     ``decode``: how sentences are decoded; ``refs``: lines are ``source<TAB>reference`` and
-    the references are forced; ``npz`` / ``figures`` (``"png"``, ``"svg"`` or None): the
-    optional formats; ``chunk_lines``: lines committed together (the resume granularity);
-    ``strict``: stop at the first line that cannot be handled; ``workers``: processes drawing
-    figures; ``dpi``: resolution of PNG figures; ``links``: how hard links are read off the
-    attention (see :func:`attnviz.eval.extract_links`); ``diagnostics``: add attention
-    diagnostics to each JSONL record.
+    the references are forced; ``npz`` / ``figures`` (``"png"``, ``"svg"`` or None) /
+    ``html`` (the interactive page ``view.html``): the optional formats; ``chunk_lines``:
+    lines committed together (the resume granularity); ``strict``: stop at the first line
+    that cannot be handled; ``workers``: processes drawing figures; ``dpi``: resolution of
+    PNG figures; ``links``: how hard links are read off the attention (see
+    :func:`attnviz.eval.extract_links`); ``diagnostics``: add attention diagnostics to each
+    JSONL record.
     """
 
     decode: DecodeOptions = field(default_factory=DecodeOptions)
     refs: bool = False
     npz: bool = False
     figures: str | None = None
+    html: bool = False
     chunk_lines: int = 256
     strict: bool = False
     workers: int = 2
@@ -49,7 +51,7 @@ class ExportOptions:
     def __post_init__(self) -> None:
         if not isinstance(self.decode, DecodeOptions):
             raise UsageError(f"decode must be DecodeOptions, not {type(self.decode).__name__}")
-        for name in ("refs", "npz", "strict", "diagnostics"):
+        for name in ("refs", "npz", "html", "strict", "diagnostics"):
             if not isinstance(getattr(self, name), bool):
                 raise UsageError(f"{name} must be True or False, not {getattr(self, name)!r}")
         if self.figures is not None and self.figures not in FIGURE_FORMATS:
