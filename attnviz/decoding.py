@@ -10,19 +10,75 @@ padding away, attention masks it, and the output length limit is per sentence.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
+from attnviz.errors import ConfigError
 from attnviz.model import Seq2Seq
 
 DEFAULT_LENGTH_PENALTY = 1.0
+BEAM_STOPS = ("beam_full", "best_ended")
+
+
+@dataclass(frozen=True)
+class SearchRules:
+    """The conventions of a search that toolkits differ on; attnviz's own by default.
+
+    - Output limit (target tokens, ``</s>`` included) for a source of ``N`` encoder tokens:
+      ``min(max_length_cap, int(max_length_ratio * N + max_length_offset))``.
+    - A hypothesis of ``T`` tokens scores ``sum(log-probs) / (T + length_offset) ** penalty``.
+    - ``beam_stop``, with beam size ``K``:
+      ``beam_full``: each step looks at the 2K best candidates; ended ones are set aside until
+      K have ended, which stops the sentence (attnviz);
+      ``best_ended``: each step looks at the K best candidates; every ended one is set aside;
+      the sentence stops once the best candidate of a step has ended and at least ``nbest``
+      have (OpenNMT-py), so asking for more hypotheses can change the best one.
+    """
+
+    max_length_ratio: float = 2.0
+    max_length_offset: float = 10.0
+    max_length_cap: int | None = None
+    length_offset: int = 0
+    beam_stop: str = "beam_full"
+
+    def __post_init__(self) -> None:
+        if self.beam_stop not in BEAM_STOPS:
+            raise ConfigError(
+                f"unknown beam_stop {self.beam_stop!r}; valid: {', '.join(BEAM_STOPS)}"
+            )
+        if not self.max_length_ratio >= 0 or not self.max_length_offset >= 0:
+            raise ConfigError("max_length_ratio and max_length_offset must be at least 0")
+        if self.max_length_cap is not None and self.max_length_cap < 1:
+            raise ConfigError(f"max_length_cap must be at least 1, not {self.max_length_cap}")
+        if self.length_offset < 0:
+            raise ConfigError(f"length_offset must be at least 0, not {self.length_offset}")
+
+    def max_output_length(self, source_length: int) -> int:
+        limit = max(1, int(self.max_length_ratio * source_length + self.max_length_offset))
+        return limit if self.max_length_cap is None else min(limit, self.max_length_cap)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> SearchRules:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ConfigError(f"unknown search rules: {', '.join(unknown)}")
+        return cls(**values)
+
+
+ATTNVIZ_RULES = SearchRules()
 
 
 def max_output_length(source_length: int) -> int:
     """Upper bound on target tokens (EOS included): scales with the source."""
-    return 2 * source_length + 10
+    return ATTNVIZ_RULES.max_output_length(source_length)
 
 
 @dataclass
@@ -35,12 +91,14 @@ class Hypothesis:
     rank: int = 0
 
 
-def normalized_score(logprob_sum: float, length: int, length_penalty: float) -> float:
-    return logprob_sum / max(length, 1) ** length_penalty
+def normalized_score(
+    logprob_sum: float, length: int, length_penalty: float, rules: SearchRules = ATTNVIZ_RULES
+) -> float:
+    return logprob_sum / max(length + rules.length_offset, 1) ** length_penalty
 
 
-def _length_limits(lengths: torch.Tensor, max_length: int | None) -> list[int]:
-    limits = [max_output_length(int(n)) for n in lengths.tolist()]
+def _length_limits(lengths: torch.Tensor, max_length: int | None, rules: SearchRules) -> list[int]:
+    limits = [rules.max_output_length(int(n)) for n in lengths.tolist()]
     if max_length is not None:
         limits = [min(limit, max_length) for limit in limits]
     return limits
@@ -54,12 +112,13 @@ def greedy_decode(
     *,
     max_length: int | None = None,
     length_penalty: float = DEFAULT_LENGTH_PENALTY,
+    rules: SearchRules = ATTNVIZ_RULES,
 ) -> list[list[Hypothesis]]:
     """Argmax at every step, the whole batch at once."""
     config = model.config
     keys, projected, mask, state = model.encode(src, lengths)
     batch = src.size(0)
-    limits = _length_limits(lengths, max_length)
+    limits = _length_limits(lengths, max_length, rules)
     limit_tensor = torch.tensor(limits, device=src.device)
     prev = torch.full((batch,), config.bos_id, dtype=torch.long, device=src.device)
     finished = torch.zeros(batch, dtype=torch.bool, device=src.device)
@@ -95,7 +154,7 @@ def greedy_decode(
                     weights=all_weights[b, :stop, :length].copy(),
                     scores=all_scores[b, :stop, :length].copy(),
                     token_logprobs=lp.copy(),
-                    score=normalized_score(float(lp.sum()), stop, length_penalty),
+                    score=normalized_score(float(lp.sum()), stop, length_penalty, rules),
                 )
             ]
         )
@@ -121,11 +180,12 @@ def beam_decode(
     nbest: int = 1,
     max_length: int | None = None,
     length_penalty: float = DEFAULT_LENGTH_PENALTY,
+    rules: SearchRules = ATTNVIZ_RULES,
 ) -> list[list[Hypothesis]]:
     """Beam search over the batch; each hypothesis's attention is rebuilt by back-pointers.
 
-    A sentence stops once it holds ``beam_size`` finished hypotheses or reaches its length
-    limit; the ``nbest`` best by length-normalised score are returned.
+    A sentence stops as ``rules.beam_stop`` says or at its length limit; the ``nbest`` best
+    by length-normalised score are returned.
     """
     if beam_size < 1:
         raise ValueError("beam_size must be at least 1")
@@ -138,7 +198,9 @@ def beam_decode(
     expand = torch.arange(batch, device=device).repeat_interleave(k)  # [B*K]
     keys, projected, mask = keys[expand], projected[expand], mask[expand]
     state = state.index_select(expand)
-    limits = _length_limits(lengths, max_length)
+    limits = _length_limits(lengths, max_length, rules)
+    best_ended = rules.beam_stop == "best_ended"
+    candidates = k if best_ended else 2 * k
 
     cumulative = torch.full((batch, k), float("-inf"), device=device)
     cumulative[:, 0] = 0.0  # only the first beam is alive at the start
@@ -159,10 +221,10 @@ def beam_decode(
         step_scores.append(scores)
         logprobs = torch.log_softmax(logits.float(), dim=-1)  # [B*K, V]
         vocab = logprobs.size(-1)
-        candidates = cumulative.view(-1, 1) + logprobs  # [B*K, V]
-        top_scores, top_index = candidates.view(batch, k * vocab).topk(
-            min(2 * k, k * vocab), dim=1
-        )  # [B, 2K]
+        totals = cumulative.view(-1, 1) + logprobs  # [B*K, V]
+        top_scores, top_index = totals.view(batch, k * vocab).topk(
+            min(candidates, k * vocab), dim=1
+        )  # [B, 2K] or [B, K]
         top_scores_list = top_scores.tolist()
         top_beam = (top_index // vocab).tolist()
         top_token = (top_index % vocab).tolist()
@@ -177,16 +239,18 @@ def beam_decode(
                 continue
             at_limit = t + 1 >= limits[b]
             chosen = 0
+            best_has_ended = False
             for c, total in enumerate(top_scores_list[b]):
                 if total == float("-inf"):
                     break
                 slot = b * k + top_beam[b][c]
                 token = top_token[b][c]
                 if token == config.eos_id or at_limit:
-                    if len(finished[b]) < k:
+                    best_has_ended = best_has_ended or c == 0
+                    if best_ended or len(finished[b]) < k:
                         finished[b].append(
                             _Finished(
-                                score=normalized_score(total, t + 1, length_penalty),
+                                score=normalized_score(total, t + 1, length_penalty, rules),
                                 step=t,
                                 slot=slot,
                                 token=token,
@@ -202,7 +266,11 @@ def beam_decode(
                 chosen += 1
                 if chosen == k:
                     break
-            if len(finished[b]) >= k or at_limit or chosen == 0:
+            if best_ended:
+                stop = best_has_ended and len(finished[b]) >= nbest
+            else:
+                stop = len(finished[b]) >= k
+            if stop or at_limit or chosen == 0:
                 done[b] = True
                 new_cumulative[b] = [float("-inf")] * k
         parents.append(new_parent)
@@ -255,6 +323,7 @@ def forced_decode(
     references: list[list[int]],
     *,
     length_penalty: float = DEFAULT_LENGTH_PENALTY,
+    rules: SearchRules = ATTNVIZ_RULES,
 ) -> list[list[Hypothesis]]:
     """Teacher-force each reference (ids, EOS appended here) and record the attention."""
     config = model.config
@@ -293,7 +362,7 @@ def forced_decode(
                     weights=all_weights[b, :size, :length].copy(),
                     scores=all_scores[b, :size, :length].copy(),
                     token_logprobs=lp,
-                    score=normalized_score(float(lp.sum()), size, length_penalty),
+                    score=normalized_score(float(lp.sum()), size, length_penalty, rules),
                 )
             ]
         )

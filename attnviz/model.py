@@ -19,6 +19,7 @@ from attnviz.errors import ConfigError
 
 RNN_TYPES = ("gru", "lstm")
 CONCAT_ORDERS = ("context_first", "state_first")
+DECODER_INITS = ("tanh_bridge", "encoder_final", "grouped_relu_bridge")
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,20 @@ class ModelConfig:
 
     ``attn_concat_order``, ``attn_out_bias``/``attn_out_tanh`` and ``src_eos`` are the
     points on which RNN NMT toolkits differ; keeping them here lets one class load them all.
+
+    ``attn_query_bias``: the additive scorer's query projection ``W`` has a bias
+    (OpenNMT-py ``mlp``).
+
+    ``decoder_init``: how the encoder's final state starts the decoder.
+
+    - ``tanh_bridge``: ``tanh(Linear(top-layer final state, directions concatenated))``,
+      reshaped to every decoder layer (attnviz's own models);
+    - ``encoder_final``: decoder layer ``l`` starts from encoder layer ``l``'s final state,
+      directions concatenated (OpenNMT-py without ``bridge``); needs as many layers on both
+      sides and ``decoder_hidden_size == encoder_output_size``;
+    - ``grouped_relu_bridge``: OpenNMT-py's ``bridge``: the final states ``[layers*dirs, B, h]``
+      are read batch-major in groups of ``layers`` consecutive states, each group goes through
+      ``relu(Linear(layers*h, layers*h))``, then as ``encoder_final``.
     """
 
     src_vocab_size: int
@@ -46,6 +61,8 @@ class ModelConfig:
     attn_out_bias: bool = True
     attn_out_tanh: bool = True
     src_eos: bool = True
+    attn_query_bias: bool = False
+    decoder_init: str = "tanh_bridge"
     pad_id: int = 0
     unk_id: int = 1
     bos_id: int = 2
@@ -61,6 +78,10 @@ class ModelConfig:
                 f"unknown attn_concat_order {self.attn_concat_order!r}; "
                 f"valid: {', '.join(CONCAT_ORDERS)}"
             )
+        if self.decoder_init not in DECODER_INITS:
+            raise ConfigError(
+                f"unknown decoder_init {self.decoder_init!r}; valid: {', '.join(DECODER_INITS)}"
+            )
         for name in (
             "src_vocab_size",
             "tgt_vocab_size",
@@ -75,6 +96,18 @@ class ModelConfig:
                 raise ConfigError(f"{name} must be at least 1, not {getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), not {self.dropout}")
+        if self.decoder_init != "tanh_bridge":
+            if self.decoder_layers != self.encoder_layers:
+                raise ConfigError(
+                    f"decoder_init {self.decoder_init} needs as many decoder layers as encoder "
+                    f"layers ({self.decoder_layers} vs {self.encoder_layers})"
+                )
+            if self.decoder_hidden_size != self.encoder_output_size:
+                raise ConfigError(
+                    f"decoder_init {self.decoder_init} needs decoder_hidden_size "
+                    f"({self.decoder_hidden_size}) to equal the encoder output size "
+                    f"({self.encoder_output_size})"
+                )
 
     @property
     def encoder_output_size(self) -> int:
@@ -134,31 +167,58 @@ class Encoder(nn.Module):
 
 
 class Bridge(nn.Module):
-    """Encoder's top-layer final state -> decoder's initial state, tanh(Linear(.))."""
+    """Encoder's final state -> decoder's initial state, as ``config.decoder_init`` says."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        out_size = config.decoder_hidden_size * config.decoder_layers
-        self.hidden = nn.Linear(config.encoder_output_size, out_size)
-        self.cell = (
-            nn.Linear(config.encoder_output_size, out_size) if config.rnn == "lstm" else None
-        )
+        if config.decoder_init == "tanh_bridge":
+            in_size = config.encoder_output_size
+            out_size = config.decoder_hidden_size * config.decoder_layers
+        else:  # one group of `layers` consecutive per-direction states
+            in_size = out_size = config.hidden_size * config.encoder_layers
+        has_layers = config.decoder_init != "encoder_final"
+        self.hidden = nn.Linear(in_size, out_size) if has_layers else None
+        self.cell = nn.Linear(in_size, out_size) if has_layers and config.rnn == "lstm" else None
+
+    @property
+    def _dirs(self) -> int:
+        return 2 if self.config.bidirectional else 1
 
     def _top(self, state: torch.Tensor) -> torch.Tensor:
         """[layers*dirs, B, hidden] -> top layer, directions concatenated [B, H]."""
-        dirs = 2 if self.config.bidirectional else 1
-        top = state[-dirs:]  # [dirs, B, hidden]
+        top = state[-self._dirs :]  # [dirs, B, hidden]
         return torch.cat(list(top), dim=-1)  # [B, dirs*hidden]
 
-    def _map(self, layer: nn.Linear, state: torch.Tensor) -> torch.Tensor:
+    def _tanh_bridge(self, layer: nn.Linear, state: torch.Tensor) -> torch.Tensor:
         batch = state.size(1)
         mapped = torch.tanh(layer(self._top(state)))  # [B, Ld*Q]
         mapped = mapped.view(batch, self.config.decoder_layers, -1)  # [B, Ld, Q]
         return mapped.transpose(0, 1).contiguous()  # [Ld, B, Q]
 
+    def _grouped_relu(self, layer: nn.Linear, state: torch.Tensor) -> torch.Tensor:
+        """[L*D, B, h] -> the same shape, each group of L states through relu(Linear)."""
+        states, batch, hidden = state.shape
+        groups = state.transpose(0, 1).reshape(-1, layer.in_features)  # [B*D, L*h]
+        mapped = torch.relu(layer(groups)).view(batch, states, hidden)  # [B, L*D, h]
+        return mapped.transpose(0, 1).contiguous()  # [L*D, B, h]
+
+    def _per_layer(self, state: torch.Tensor) -> torch.Tensor:
+        """[L*D, B, h] -> [L, B, D*h]: each layer's directions concatenated."""
+        if self._dirs == 1:
+            return state
+        return torch.cat([state[0::2], state[1::2]], dim=2)
+
+    def _map(self, layer: nn.Linear | None, state: torch.Tensor) -> torch.Tensor:
+        if self.config.decoder_init == "tanh_bridge":
+            assert layer is not None
+            return self._tanh_bridge(layer, state)
+        if layer is not None:
+            state = self._grouped_relu(layer, state)
+        return self._per_layer(state)
+
     def forward(self, final: Any) -> Any:
-        if self.cell is not None:
+        if self.config.rnn == "lstm":
             h_n, c_n = final
             return self._map(self.hidden, h_n), self._map(self.cell, c_n)
         return self._map(self.hidden, final)
@@ -201,7 +261,9 @@ class AttnDecoder(nn.Module):
             config.decoder_layers,
             dropout=config.dropout if config.decoder_layers > 1 else 0.0,
         )
-        self.attention = build_attention(config.attention, q, h, config.attention_size)
+        self.attention = build_attention(
+            config.attention, q, h, config.attention_size, config.attn_query_bias
+        )
         self.combine = nn.Linear(h + q, q, bias=config.attn_out_bias)  # W_c
         self.output = nn.Linear(q, config.tgt_vocab_size)
 

@@ -104,3 +104,91 @@ def train_sentencepiece(
             ) from err
         raise TokenizerError(f"tokenizer training failed: {message}") from err
     return stream.getvalue()
+
+
+class VocabularyTokenizer:
+    """A vocabulary list: text split on whitespace, each word looked up; unknown -> ``unk``.
+
+    Every token is a word. ``tokens[i]`` is the token of id ``i``; a token listed twice keeps
+    its first id.
+    """
+
+    kind = "vocabulary"
+    word_rule = "whitespace"
+
+    def __init__(self, tokens: list[str], unk: str = "<unk>") -> None:
+        if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+            raise TokenizerError("a vocabulary must be a list of strings")
+        if unk not in tokens:
+            raise TokenizerError(f"the vocabulary has no unknown-word token {unk[:40]!r}")
+        self._tokens = list(tokens)
+        self._unk = unk
+        self._ids: dict[str, int] = {}
+        for index, token in enumerate(tokens):
+            self._ids.setdefault(token, index)
+        self._unk_id = self._ids[unk]
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self._tokens)
+
+    def split(self, text: str) -> list[str]:
+        return text.split()
+
+    def encode(self, text: str) -> list[int]:
+        return [self._ids.get(token, self._unk_id) for token in self.split(text)]
+
+    def id_to_piece(self, index: int) -> str:
+        return self._tokens[int(index)]
+
+    def piece_to_id(self, piece: str) -> int:
+        return self._ids.get(piece, self._unk_id)
+
+    def decode(self, ids: list[int]) -> str:
+        return " ".join(self._tokens[int(i)] for i in ids)
+
+    def to_spec(self) -> dict[str, Any]:
+        return {"kind": self.kind, "tokens": list(self._tokens), "unk": self._unk}
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> VocabularyTokenizer:
+        return cls(spec.get("tokens"), spec.get("unk", "<unk>"))  # type: ignore[arg-type]
+
+
+class SentencePieceVocabularyTokenizer(VocabularyTokenizer):
+    """SentencePiece segmentation with ids from a separate vocabulary list.
+
+    The toolkit trained on SentencePiece pieces but numbered them with its own vocabulary:
+    pieces come from the SentencePiece model, ids from ``tokens`` (a piece not listed ->
+    ``unk``), and decoding joins pieces as SentencePiece does.
+    """
+
+    kind = "sentencepiece_vocabulary"
+    word_rule = "sentencepiece"
+
+    def __init__(self, model_bytes: bytes, tokens: list[str], unk: str = "<unk>") -> None:
+        super().__init__(tokens, unk)
+        self._sentencepiece = Tokenizer(model_bytes)
+        self._bytes = bytes(model_bytes)
+
+    def split(self, text: str) -> list[str]:
+        return list(self._sentencepiece._sp.encode(text, out_type=str))
+
+    def decode(self, ids: list[int]) -> str:
+        pieces = [self._tokens[int(i)] for i in ids]
+        return str(self._sentencepiece._sp.decode_pieces(pieces))
+
+    def to_spec(self) -> dict[str, Any]:
+        return {**super().to_spec(), "model": self._bytes}
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> SentencePieceVocabularyTokenizer:
+        return cls(spec.get("model", b""), spec.get("tokens"), spec.get("unk", "<unk>"))  # type: ignore[arg-type]
+
+
+def tokenizer_from_spec(spec: dict[str, Any]) -> VocabularyTokenizer:
+    """Rebuild a vocabulary tokenizer from its spec."""
+    kinds = {cls.kind: cls for cls in (VocabularyTokenizer, SentencePieceVocabularyTokenizer)}
+    if not isinstance(spec, dict) or spec.get("kind") not in kinds:
+        raise TokenizerError("unknown tokenizer spec")
+    return kinds[spec["kind"]].from_spec(spec)
