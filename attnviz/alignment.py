@@ -17,16 +17,25 @@ import numpy as np
 WORD_START = "\u2581"  # SentencePiece's "▁": a piece that starts a new word
 NON_WORDS = frozenset({"</s>", "<s>", "<pad>"})  # left out of hard links; <unk> is a word
 LEVELS = ("pieces", "words")
+#: How tokens group into words: ``sentencepiece`` (a piece starting with ▁ opens a word),
+#: ``whitespace`` (every token is a word: a word vocabulary).
+WORD_RULES = ("sentencepiece", "whitespace")
+DEFAULT_WORD_RULES = ("sentencepiece", "sentencepiece")
 
 
-def word_groups(tokens: list[str]) -> list[list[int]]:
+def word_groups(tokens: list[str], rule: str = "sentencepiece") -> list[list[int]]:
     """Group piece indices into words: a piece starting with ▁ opens one; ``</s>`` stands alone.
 
-    ``<unk>`` continues the current word, as the piece it replaces would have.
+    ``<unk>`` continues the current word, as the piece it replaces would have. With the
+    ``whitespace`` rule every token is its own word.
 
     >>> word_groups(["▁the", "▁hou", "se", "▁caf", "<unk>", "</s>"])
     [[0], [1, 2], [3, 4], [5]]
     """
+    if rule == "whitespace":
+        return [[index] for index in range(len(tokens))]
+    if rule != "sentencepiece":
+        raise ValueError(f"unknown word rule {rule!r}; valid: {', '.join(WORD_RULES)}")
     groups: list[list[int]] = []
     for index, token in enumerate(tokens):
         opens = token.startswith(WORD_START) or token in NON_WORDS
@@ -49,6 +58,7 @@ class Alignment:
     weights: [T, S] attention weights, each row sums to 1 over real source tokens.
     scores: [T, S] raw pre-softmax energies.
     token_logprobs: [T] log-probability of each target token.
+    word_rules: how source and target tokens group into words (see :data:`WORD_RULES`).
     """
 
     source: str
@@ -62,6 +72,7 @@ class Alignment:
     rank: int = 0
     level: str = "pieces"
     meta: dict[str, Any] = field(default_factory=dict)
+    word_rules: tuple[str, str] = DEFAULT_WORD_RULES
 
     def __post_init__(self) -> None:
         weights = np.asarray(self.weights, dtype=np.float32)
@@ -77,6 +88,12 @@ class Alignment:
             raise ValueError(f"token_logprobs {logprobs.shape} must be [T] = ({shape[0]},)")
         if self.level not in LEVELS:
             raise ValueError(f"level must be one of {', '.join(LEVELS)}, not {self.level!r}")
+        rules = tuple(self.word_rules)
+        if len(rules) != 2 or any(rule not in WORD_RULES for rule in rules):
+            raise ValueError(
+                f"word_rules must be two of {', '.join(WORD_RULES)}, not {self.word_rules!r:.80}"
+            )
+        object.__setattr__(self, "word_rules", rules)
         object.__setattr__(self, "weights", weights)
         object.__setattr__(self, "scores", scores)
         object.__setattr__(self, "token_logprobs", logprobs)
@@ -118,6 +135,7 @@ class Alignment:
             and self.rank == other.rank
             and self.level == other.level
             and self.meta == other.meta
+            and self.word_rules == other.word_rules
         )
 
     __hash__ = None  # type: ignore[assignment]
@@ -149,7 +167,7 @@ class Alignment:
     # -- word level -------------------------------------------------------------------------
 
     def to_words(self) -> Alignment:
-        """Merge SentencePiece pieces into words.
+        """Merge pieces into words, each side by its word rule.
 
         Source pieces of a word are summed (weights) and target pieces averaged, then rows
         renormalised; raw scores are averaged on both sides. Log-probs of a target word's
@@ -165,9 +183,10 @@ class Alignment:
                 rank=self.rank,
                 level="words",
                 meta=dict(self.meta),
+                word_rules=self.word_rules,
             )
-        src_groups = word_groups(self.src_tokens)
-        tgt_groups = word_groups(self.tgt_tokens)
+        src_groups = word_groups(self.src_tokens, self.word_rules[0])
+        tgt_groups = word_groups(self.tgt_tokens, self.word_rules[1])
         weights = np.stack(
             [self.weights[:, g].sum(axis=1) for g in src_groups], axis=1
         )  # [T, S_words]
@@ -189,6 +208,7 @@ class Alignment:
             rank=self.rank,
             level="words",
             meta=dict(self.meta),
+            word_rules=self.word_rules,
         )
 
     # -- serialisation ----------------------------------------------------------------------
@@ -208,6 +228,8 @@ class Alignment:
             "rank": self.rank,
             "level": self.level,
         }
+        if self.word_rules != DEFAULT_WORD_RULES:
+            record["word_rules"] = list(self.word_rules)
         for key, value in self.meta.items():
             record.setdefault(key, value)
         return record
@@ -227,6 +249,7 @@ class Alignment:
             "score",
             "rank",
             "level",
+            "word_rules",
         }
         required = ["source", "translation", "src_tokens", "tgt_tokens", "attention"]
         missing = [key for key in required if key not in record]
@@ -258,14 +281,24 @@ class Alignment:
             rank=int(record.get("rank", 0)),
             level=str(record.get("level", "pieces")),
             meta={k: v for k, v in record.items() if k not in known},
+            word_rules=_word_rules(record.get("word_rules", DEFAULT_WORD_RULES)),
         )
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), ensure_ascii=False, allow_nan=False)
+        """One JSON line; hidden characters (controls, bidi overrides) as ``\\u`` escapes."""
+        from attnviz.text import json_safe
+
+        return json_safe(json.dumps(self.to_dict(), ensure_ascii=False, allow_nan=False))
 
     @classmethod
     def from_json(cls, line: str) -> Alignment:
         return cls.from_dict(json.loads(line))
+
+
+def _word_rules(value: Any) -> tuple[str, str]:
+    if not isinstance(value, list | tuple) or len(value) != 2:
+        raise ValueError(f"word_rules must be a list of two rules, not {value!r:.80}")
+    return (str(value[0]), str(value[1]))
 
 
 def _json_float(value: float) -> float | None:
@@ -286,3 +319,12 @@ def _matrix(rows: Any, shape: tuple[int, int], name: str) -> np.ndarray:
     if matrix.shape != shape:
         raise ValueError(f"{name} has shape {matrix.shape}, expected {shape} from the tokens")
     return matrix
+
+
+@dataclass(frozen=True)
+class SentenceError:
+    """A sentence that could not be decoded: its 0-based position, its text and why."""
+
+    index: int
+    source: str
+    message: str

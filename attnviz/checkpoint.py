@@ -1,38 +1,71 @@
 """One self-describing checkpoint file: format, version, config, weights, tokenizers, metadata.
 
 Loading never runs pickled code: ``torch.load(..., weights_only=True)`` only rebuilds plain
-data (dicts, lists, strings, bytes, numbers, tensors).
+data (dicts, lists, strings, bytes, numbers, tensors). Nothing in a file is trusted: the zip
+archive is inspected before loading (no compressed entries, a bounded pickle), tensor data is
+memory-mapped rather than read until the config has been checked against it, the config's
+types and ranges are checked before a module is built, weights must be dense, real, floating
+and finite, metadata must be plain JSON-like values, and a SHA-256 of the weights written at
+save time is checked at load time.
 """
 
 from __future__ import annotations
 
+import hashlib
+import math
 import os
 import re
-import tempfile
+import stat
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from attnviz.errors import AttnvizError, CheckpointError
+from attnviz.errors import AttnvizError, CheckpointError, TokenizerError, UsageError
 from attnviz.model import ModelConfig
+from attnviz.tokenizer import sentencepiece_spec
 
 if TYPE_CHECKING:
     import torch
 
     from attnviz.model import Seq2Seq
+    from attnviz.tokenizer import Tokenizer
 
 FORMAT_NAME = "attnviz-checkpoint"
-FORMAT_VERSION = 1
-REQUIRED_KEYS = ("format", "format_version", "config", "state_dict", "src_spm", "tgt_spm")
+#: 1: SentencePiece models as ``src_spm``/``tgt_spm`` bytes. 2: tokenizer specs
+#: (``src_tokenizer``/``tgt_tokenizer``, see attnviz.tokenizer). 3: the config may hold
+#: ``attn_query_bias`` and ``decoder_init`` (models imported from other toolkits). Older
+#: files are migrated.
+FORMAT_VERSION = 3
+#: Largest pickle part (config, tokenizers, metadata) read from a file.
+MAX_PICKLE_BYTES = 64 << 20
+#: Metadata bounds: nesting depth, number of values, characters of text.
+MAX_METADATA_DEPTH = 32
+MAX_METADATA_ITEMS = 100_000
+MAX_METADATA_TEXT = 4 << 20
+#: Tokenizer specs may hold whole vocabularies; bounded all the same.
+MAX_SPEC_ITEMS = 4_000_000
+#: Tensor data beyond what the config's weights need (at 8 bytes a value) is refused.
+STORAGE_SLACK_BYTES = 1 << 20
+DIGEST_KEY = "weights_sha256"
+REQUIRED_KEYS = (
+    "format",
+    "format_version",
+    "config",
+    "state_dict",
+    "src_tokenizer",
+    "tgt_tokenizer",
+)
 
 
 @dataclass
 class Checkpoint:
+    """A model: config, weights, both tokenizers (as specs) and free-form metadata."""
+
     config: ModelConfig
     state_dict: dict[str, Any]
-    src_spm: bytes
-    tgt_spm: bytes
+    src_tokenizer: dict[str, Any]
+    tgt_tokenizer: dict[str, Any]
     metadata: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
 
@@ -42,37 +75,79 @@ class Checkpoint:
             "format_version": FORMAT_VERSION,
             "config": self.config.to_dict(),
             "state_dict": self.state_dict,
-            "src_spm": bytes(self.src_spm),
-            "tgt_spm": bytes(self.tgt_spm),
+            "src_tokenizer": self.src_tokenizer,
+            "tgt_tokenizer": self.tgt_tokenizer,
             "metadata": self.metadata,
         }
+
+    def tokenizers(self) -> tuple[Tokenizer, Tokenizer]:
+        """Source and target tokenizers; a bad spec is a CheckpointError naming the file."""
+        from attnviz.tokenizer import tokenizer_from_spec
+
+        name = self.path or "checkpoint"
+        try:
+            source = tokenizer_from_spec(self.src_tokenizer)
+            target = tokenizer_from_spec(self.tgt_tokenizer)
+        except TokenizerError as err:
+            raise CheckpointError(f"{name}: {err}") from err
+        for side, tokenizer, size in (
+            ("source", source, self.config.src_vocab_size),
+            ("target", target, self.config.tgt_vocab_size),
+        ):
+            if tokenizer.vocab_size != size:
+                raise CheckpointError(
+                    f"{name}: the {side} tokenizer has {tokenizer.vocab_size} entries but the "
+                    f"model's {side} vocabulary has {size} (a wrong or swapped tokenizer)"
+                )
+        return source, target
 
 
 def save_checkpoint(checkpoint: Checkpoint, path: str | os.PathLike[str]) -> Path:
     """Write atomically: a temporary file in the same folder, then a rename."""
     import torch
 
-    for name in ("src_spm", "tgt_spm"):
+    from attnviz.io import atomic_write
+
+    for name in ("src_tokenizer", "tgt_tokenizer"):
         if not getattr(checkpoint, name):
             raise CheckpointError(f"{name} is empty: a checkpoint needs both tokenizers")
+    check_plain(checkpoint.metadata, "metadata")
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     payload = checkpoint.to_payload()
     payload["state_dict"] = {k: v.detach().cpu() for k, v in checkpoint.state_dict.items()}
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp_name, 0o666 & ~umask)  # mkstemp makes 0600; a checkpoint is an ordinary file
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(payload, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return target
+    payload[DIGEST_KEY] = weights_digest(payload["state_dict"])
+    return atomic_write(target, lambda stream: torch.save(payload, stream))
+
+
+def weights_digest(state_dict: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over every weight's name, dtype, shape and bytes, in name order."""
+    import torch
+
+    digest = hashlib.sha256()
+    for name in sorted(state_dict):
+        tensor = state_dict[name].detach().cpu().contiguous()
+        digest.update(f"{name}\0{tensor.dtype}\0{tuple(tensor.shape)}\0".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
+
+
+def _migrate(payload: dict[str, Any], file: Path) -> dict[str, Any]:
+    """Bring an older payload to the current layout."""
+    if payload["format_version"] == 1:
+        payload = dict(payload)
+        for side in ("src", "tgt"):
+            model = payload.pop(f"{side}_spm", None)
+            if not isinstance(model, bytes) or not model:
+                raise CheckpointError(
+                    f"{file}: {side}_spm must be the SentencePiece model as bytes"
+                )
+            payload[f"{side}_tokenizer"] = sentencepiece_spec(model)
+        payload["format_version"] = 2
+    if payload["format_version"] == 2:
+        # version 3 only added config fields whose defaults are version 2's behaviour
+        payload = {**payload, "format_version": 3}
+    return payload
 
 
 def _unsafe_global(message: str) -> str | None:
@@ -85,20 +160,119 @@ def _unsafe_global(message: str) -> str | None:
     return found.group(1) if found else "an unknown class"
 
 
-def _read(path: Path, map_location: Any) -> Any:
+def _refusal_reason(message: str) -> str:
+    """What torch's weights-only unpickler objected to, without its advice.
+
+    torch's message suggests loading with ``weights_only=False`` or allow-listing classes:
+    both would let the file run code, so only the objection itself is kept.
+    """
+    found = re.search(r"WeightsUnpickler error:\s*(.*)", message)
+    reason = found.group(1) if found else ""
+    reason = re.split(r"\.\s|\bPlease\b|weights_only|safe_globals", reason)[0]
+    return _plain(reason.strip(" .")) or "unsupported pickle content"
+
+
+def _plain(text: str, limit: int = 160) -> str:
+    """Untrusted text for a one-line message: control characters shown as '?', length capped."""
+    shown = "".join(c if c.isprintable() else "?" for c in text.strip())
+    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
+
+
+def _check_file(file: Path) -> None:
+    try:
+        info = os.stat(file)
+    except FileNotFoundError:
+        raise CheckpointError(f"{file}: no such file") from None
+    except OSError as err:
+        raise CheckpointError(f"{file}: cannot read ({err.strerror or err})") from err
+    if stat.S_ISDIR(info.st_mode):
+        raise CheckpointError(f"{file}: is a folder, not a checkpoint file")
+    if not stat.S_ISREG(info.st_mode):
+        from attnviz.io import describe_kind
+
+        raise CheckpointError(f"{file}: is {describe_kind(info.st_mode)}, not a checkpoint file")
+    if info.st_size == 0:
+        raise CheckpointError(f"{file}: file is empty")
+
+
+def _inspect_archive(file: Path) -> int | None:
+    """Check a zip checkpoint's entries before torch reads any; bytes of tensor data, or None
+    for a file that is not a zip archive (torch's older format, or not a checkpoint at all).
+
+    torch writes every entry uncompressed. A compressed entry would be inflated in memory on
+    every load (a small file can hold gigabytes), so it is refused, as is an oversized pickle.
+    """
+    try:
+        with zipfile.ZipFile(file) as archive:
+            entries = archive.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError):
+        return None
+    except OSError as err:
+        raise CheckpointError(f"{file}: cannot read ({err.strerror or err})") from err
+    storage = 0
+    for entry in entries:
+        if entry.compress_type != zipfile.ZIP_STORED:
+            raise CheckpointError(
+                f"{file}: entry {_plain(entry.filename, 60)} is compressed "
+                f"({entry.file_size:,} bytes inflated); checkpoints are read only as torch.save "
+                "writes them, uncompressed"
+            )
+        parts = entry.filename.split("/")
+        if parts[-1] == "data.pkl" and entry.file_size > MAX_PICKLE_BYTES:
+            raise CheckpointError(
+                f"{file}: its pickle (config, tokenizers, metadata) is {entry.file_size:,} "
+                f"bytes; at most {MAX_PICKLE_BYTES:,} are read"
+            )
+        if len(parts) >= 2 and parts[-2] == "data":
+            storage += entry.file_size
+    return storage
+
+
+class RefusedObject(CheckpointError):
+    """A file whose pickle holds an object beyond plain data; ``name`` is its class."""
+
+    def __init__(self, message: str, name: str) -> None:
+        super().__init__(message)
+        self.name = name
+
+
+def read_payload(file: Path, allowed: tuple[type, ...] = ()) -> tuple[Any, int | None]:
+    """The unpickled content of a PyTorch file (weights-only, tensors memory-mapped from zip
+    archives) and its bytes of tensor data (None for torch's older, non-zip format).
+
+    ``allowed``: classes let through besides plain data (an importer names exactly what its
+    toolkit stores). The file is checked first: a regular, non-empty file whose archive has no
+    compressed entries and a bounded pickle.
+    """
+    _check_file(file)
+    storage_bytes = _inspect_archive(file)
+    return _read(file, "cpu", mmap=storage_bytes is not None, allowed=allowed), storage_bytes
+
+
+def _read(path: Path, map_location: Any, mmap: bool = False, allowed: tuple[type, ...] = ()) -> Any:
+    import contextlib
     import pickle
 
     import torch
 
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        with (
+            torch.serialization.safe_globals(list(allowed)) if allowed else contextlib.nullcontext()
+        ):
+            return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:
         message = str(err)
-        unsafe = _unsafe_global(message) if "Weights only load failed" in message else None
-        if unsafe is not None:
+        if "Weights only load failed" in message:
+            unsafe = _unsafe_global(message)
+            if unsafe is not None:
+                raise RefusedObject(
+                    f"{path}: refused to load: it holds a Python object ({_plain(unsafe, 80)}) "
+                    "beyond plain data, which could run code; it is not an attnviz checkpoint",
+                    unsafe,
+                ) from err
             raise CheckpointError(
-                f"{path}: refused to load: it holds a Python object ({unsafe}) beyond plain "
-                "data, which could run code; it is not an attnviz checkpoint"
+                f"{path}: not a PyTorch checkpoint of plain data and weights "
+                f"({_refusal_reason(message)})"
             ) from err
         raise CheckpointError(f"{path}: not a PyTorch checkpoint ({_first_line(err)})") from err
     except (RuntimeError, zipfile.BadZipFile, EOFError, ValueError) as err:
@@ -110,13 +284,17 @@ def _read(path: Path, map_location: Any) -> Any:
         raise CheckpointError(f"{path}: not a PyTorch checkpoint ({_first_line(err)})") from err
     except OSError as err:
         raise CheckpointError(f"{path}: cannot read ({err.strerror or err})") from err
+    except MemoryError as err:
+        raise CheckpointError(f"{path}: too large to load into memory") from err
+    except RecursionError as err:
+        raise CheckpointError(f"{path}: its pickle is nested too deeply") from err
     except Exception as err:
         raise CheckpointError(f"{path}: not a PyTorch checkpoint ({_first_line(err)})") from err
 
 
 def _first_line(err: BaseException) -> str:
     text = str(err).strip().splitlines()
-    return text[0][:160] if text else type(err).__name__
+    return _plain(text[0]) if text else type(err).__name__
 
 
 def _looks_like_state_dict(payload: dict[str, Any]) -> bool:
@@ -125,16 +303,155 @@ def _looks_like_state_dict(payload: dict[str, Any]) -> bool:
     return bool(payload) and all(isinstance(v, torch.Tensor) for v in payload.values())
 
 
+def check_plain(
+    value: Any,
+    where: str,
+    *,
+    allow_bytes: bool = False,
+    max_items: int = MAX_METADATA_ITEMS,
+    max_text: int = MAX_METADATA_TEXT,
+) -> None:
+    """Refuse anything but JSON-like data (text, numbers, booleans, None, lists, dicts with text
+    keys; bytes where allowed), nested at most MAX_METADATA_DEPTH deep and bounded in size.
+
+    Raises CheckpointError naming the offending place, e.g. ``metadata.history[3]``.
+    """
+    budget = {"items": max_items, "text": max_text}
+    on_path: set[int] = set()
+
+    def visit(item: Any, place: str, depth: int) -> None:
+        budget["items"] -= 1
+        if budget["items"] < 0:
+            raise CheckpointError(f"{where} holds more than {max_items:,} values")
+        kind = type(item)
+        if item is None or kind in (bool, int, float):
+            return
+        if kind is str or (allow_bytes and kind is bytes):
+            if kind is str:
+                budget["text"] -= len(item)
+                if budget["text"] < 0:
+                    raise CheckpointError(
+                        f"{where} holds more than {max_text:,} characters of text"
+                    )
+            return
+        if kind not in (dict, list, tuple):
+            shown = "a tensor" if kind.__name__ in ("Tensor", "Parameter") else f"a {kind.__name__}"
+            raise CheckpointError(
+                f"{place} holds {shown}; only text, numbers, true/false, lists and dicts are "
+                "allowed there"
+            )
+        if depth >= MAX_METADATA_DEPTH:
+            raise CheckpointError(f"{place} is nested more than {MAX_METADATA_DEPTH} levels deep")
+        if id(item) in on_path:
+            raise CheckpointError(f"{place} contains itself")
+        on_path.add(id(item))
+        if kind is dict:
+            for key, child in item.items():
+                if type(key) is not str:
+                    raise CheckpointError(
+                        f"{place} has a {type(key).__name__} key; keys must be text"
+                    )
+                visit(child, f"{place}.{_plain(key, 40)}", depth + 1)
+        else:
+            for position, child in enumerate(item):
+                visit(child, f"{place}[{position}]", depth + 1)
+        on_path.discard(id(item))
+
+    visit(value, where, 0)
+
+
+def check_weights(
+    config: ModelConfig,
+    state_dict: Any,
+    name: str | Path,
+    *,
+    values: bool = True,
+    expected: dict[str, tuple[int, ...]] | None = None,
+) -> None:
+    """The weights fit the config: the same names and shapes, dense real floating tensors, all
+    values finite (``values=False`` skips that one, the only check that reads tensor data).
+    Shapes come from the config alone, so nothing is built or allocated first.
+    """
+    import torch
+
+    if not isinstance(state_dict, dict):
+        raise CheckpointError(f"{name}: state_dict is not a dict")
+    for key in state_dict:
+        if not isinstance(key, str):
+            raise CheckpointError(f"{name}: state_dict has a {type(key).__name__} key")
+    expected = expected if expected is not None else config.expected_shapes()
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [_plain(k, 60) for k in state_dict if k not in expected]
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing keys {_few(missing)}")
+        if unexpected:
+            parts.append(f"unexpected keys {_few(unexpected)}")
+        raise CheckpointError(f"{name}: weights do not fit the config: {'; '.join(parts)}")
+    for key, shape in expected.items():
+        value = state_dict[key]
+        if not isinstance(value, torch.Tensor):
+            raise CheckpointError(f"{name}: weight {key} is not a tensor")
+        if tuple(value.shape) != shape:
+            raise CheckpointError(
+                f"{name}: shape mismatch for {key}: checkpoint {list(value.shape)}, "
+                f"config expects {list(shape)}"
+            )
+        if value.layout != torch.strided:
+            raise CheckpointError(
+                f"{name}: weight {key} is a {str(value.layout).removeprefix('torch.')} tensor; "
+                "only dense weights are supported"
+            )
+        if value.device.type == "meta":
+            raise CheckpointError(f"{name}: weight {key} holds no data (a meta tensor)")
+        if not value.dtype.is_floating_point:
+            raise CheckpointError(
+                f"{name}: weight {key} has dtype {str(value.dtype).removeprefix('torch.')}; "
+                "weights must be real floating point"
+            )
+        if values and not bool(torch.isfinite(value).all()):
+            raise CheckpointError(f"{name}: weight {key} holds NaN or infinite values")
+
+
+def _check_storage(
+    file: Path, storage_bytes: int | None, expected: dict[str, tuple[int, ...]]
+) -> None:
+    """Tensor data in the file is bounded by what the config's weights can use."""
+    if storage_bytes is None:
+        return
+    needed = sum(math.prod(shape) for shape in expected.values())
+    allowed = needed * 8 + STORAGE_SLACK_BYTES
+    if storage_bytes > allowed:
+        raise CheckpointError(
+            f"{file}: holds {storage_bytes:,} bytes of tensor data but its config's weights "
+            f"need at most {needed * 8:,}; refusing the rest"
+        )
+
+
+def _device(map_location: Any) -> torch.device:
+    import torch
+
+    if isinstance(map_location, torch.device):
+        return map_location
+    if isinstance(map_location, str):
+        try:
+            return torch.device(map_location)
+        except RuntimeError as err:
+            raise UsageError(f"unknown device {map_location!r}") from err
+    raise UsageError(
+        f"map_location must be a device name or torch.device, not {type(map_location).__name__}"
+    )
+
+
 def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> Checkpoint:
     """Read and validate a checkpoint; every problem is one CheckpointError line naming the file."""
+    if not isinstance(path, str | os.PathLike):
+        raise UsageError(f"a checkpoint path must be text or a path, not {type(path).__name__}")
+    device = _device(map_location)
     file = Path(path)
-    if not file.exists():
-        raise CheckpointError(f"{file}: no such file")
-    if file.is_dir():
-        raise CheckpointError(f"{file}: is a folder, not a checkpoint file")
-    if file.stat().st_size == 0:
-        raise CheckpointError(f"{file}: file is empty")
-    payload = _read(file, map_location)
+    # zip archives are memory-mapped: no tensor data is read before the checks below
+    payload, storage_bytes = read_payload(file)
     if not isinstance(payload, dict):
         raise CheckpointError(
             f"{file}: not an attnviz checkpoint (holds a {type(payload).__name__}, not a dict)"
@@ -144,18 +461,19 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> 
             raise CheckpointError(
                 f"{file}: a bare state dict without config or tokenizers, not an attnviz checkpoint"
             )
-        known = ", ".join(sorted(str(k) for k in payload)[:6])
+        known = _plain(", ".join(sorted(str(k)[:40] for k in payload)[:6]))
         raise CheckpointError(
             f"{file}: not an attnviz checkpoint (no format marker; top-level keys: {known})"
         )
     version = payload.get("format_version")
-    if not isinstance(version, int):
-        raise CheckpointError(f"{file}: format_version is missing or not an integer")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise CheckpointError(f"{file}: format_version is missing or not a positive integer")
     if version > FORMAT_VERSION:
         raise CheckpointError(
             f"{file}: format version {version} is newer than this attnviz reads "
             f"(up to {FORMAT_VERSION}); upgrade attnviz"
         )
+    payload = _migrate(payload, file)
     missing = [key for key in REQUIRED_KEYS if key not in payload]
     if missing:
         raise CheckpointError(f"{file}: checkpoint lacks {', '.join(missing)}")
@@ -165,55 +483,72 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> 
         config = ModelConfig.from_dict(payload["config"])
     except AttnvizError as err:
         raise CheckpointError(f"{file}: bad model config: {err}") from err
-    for key in ("src_spm", "tgt_spm"):
-        if not isinstance(payload[key], bytes) or not payload[key]:
-            raise CheckpointError(f"{file}: {key} must be the SentencePiece model as bytes")
+    for key in ("src_tokenizer", "tgt_tokenizer"):
+        if not isinstance(payload[key], dict) or not payload[key]:
+            raise CheckpointError(f"{file}: {key} must be a tokenizer spec (a dict)")
+        _plain_or_fail(
+            file,
+            payload[key],
+            key,
+            allow_bytes=True,
+            max_items=MAX_SPEC_ITEMS,
+            max_text=MAX_PICKLE_BYTES,
+        )
     if not isinstance(payload["state_dict"], dict):
         raise CheckpointError(f"{file}: state_dict is not a dict")
-    metadata = payload.get("metadata") or {}
+    metadata = payload.get("metadata")
+    metadata = {} if metadata is None else metadata
     if not isinstance(metadata, dict):
         raise CheckpointError(f"{file}: metadata is not a dict")
+    _plain_or_fail(file, metadata, "metadata")
+    expected = config.expected_shapes()
+    _check_storage(file, storage_bytes, expected)
+    # names and shapes first (nothing read), then the data itself, copied off the mapped file
+    check_weights(config, payload["state_dict"], file, values=False, expected=expected)
+    try:
+        state_dict = {k: v.to(device, copy=True) for k, v in payload["state_dict"].items()}
+    except (RuntimeError, AssertionError) as err:
+        raise CheckpointError(
+            f"{file}: cannot place the weights on {device} ({_first_line(err)})"
+        ) from err
+    check_weights(config, state_dict, file, expected=expected)
+    _check_digest(file, payload.get(DIGEST_KEY), state_dict)
     return Checkpoint(
         config=config,
-        state_dict=payload["state_dict"],
-        src_spm=payload["src_spm"],
-        tgt_spm=payload["tgt_spm"],
+        state_dict=state_dict,
+        src_tokenizer=payload["src_tokenizer"],
+        tgt_tokenizer=payload["tgt_tokenizer"],
         metadata=metadata,
         path=file,
     )
 
 
+def _plain_or_fail(file: Path, value: Any, where: str, **limits: Any) -> None:
+    try:
+        check_plain(value, where, **limits)
+    except CheckpointError as err:
+        raise CheckpointError(f"{file}: {err}") from err
+
+
+def _check_digest(file: Path, stored: Any, state_dict: dict[str, torch.Tensor]) -> None:
+    if stored is None:
+        return  # files written before checksums were stored
+    if not isinstance(stored, str) or not re.fullmatch(r"[0-9a-f]{64}", stored):
+        raise CheckpointError(f"{file}: {DIGEST_KEY} is not a SHA-256 hex digest")
+    if weights_digest(state_dict) != stored:
+        raise CheckpointError(
+            f"{file}: the weights do not match the checksum saved with them "
+            "(the file was damaged or changed after it was written)"
+        )
+
+
 def build_model(checkpoint: Checkpoint, device: torch.device | str = "cpu") -> Seq2Seq:
-    """Rebuild the network from the config and load weights, checking names and shapes."""
-    from attnviz.errors import ConfigError
+    """Rebuild the network from the config and load weights, checking them first."""
     from attnviz.model import Seq2Seq
 
-    name = checkpoint.path or "checkpoint"
-    try:
-        model = Seq2Seq(checkpoint.config)
-    except ConfigError as err:
-        raise CheckpointError(f"{name}: bad model config: {err}") from err
-    expected = model.state_dict()
-    given = checkpoint.state_dict
-    missing = [k for k in expected if k not in given]
-    unexpected = [k for k in given if k not in expected]
-    if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"missing keys {_few(missing)}")
-        if unexpected:
-            parts.append(f"unexpected keys {_few(unexpected)}")
-        raise CheckpointError(f"{name}: weights do not fit the config: {'; '.join(parts)}")
-    for key, tensor in expected.items():
-        value = given[key]
-        if not hasattr(value, "shape"):
-            raise CheckpointError(f"{name}: weight {key} is not a tensor")
-        if tuple(value.shape) != tuple(tensor.shape):
-            raise CheckpointError(
-                f"{name}: shape mismatch for {key}: checkpoint {list(value.shape)}, "
-                f"config expects {list(tensor.shape)}"
-            )
-    model.load_state_dict(given)
+    check_weights(checkpoint.config, checkpoint.state_dict, checkpoint.path or "checkpoint")
+    model = Seq2Seq(checkpoint.config)
+    model.load_state_dict(checkpoint.state_dict)
     model.to(device)
     model.eval()
     return model
@@ -223,3 +558,36 @@ def _few(keys: list[str], limit: int = 3) -> str:
     shown = ", ".join(keys[:limit])
     more = f" and {len(keys) - limit} more" if len(keys) > limit else ""
     return shown + more
+
+
+def describe_checkpoint(checkpoint: Checkpoint) -> list[tuple[str, str]]:
+    """(key, value) rows that describe a model: size, vocabularies, config, metadata."""
+    import json
+
+    network = build_model(checkpoint)
+    source, target = checkpoint.tokenizers()
+    rows = [("parameters", f"{network.parameter_count():,}")]
+    if checkpoint.path is not None:
+        rows.append(("file size", f"{checkpoint.path.stat().st_size / 1e6:.2f} MB"))
+    rows.append(("source vocabulary", f"{source.vocab_size} ({source.kind})"))
+    rows.append(("target vocabulary", f"{target.vocab_size} ({target.kind})"))
+    rows.extend((f"config.{key}", str(value)) for key, value in checkpoint.config.to_dict().items())
+    for key, value in checkpoint.metadata.items():
+        if key == "origin" and isinstance(value, dict):
+            rows.extend(_origin_rows(value))
+            continue
+        shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        rows.append((f"{'search' if key == 'search' else 'training.' + key}", shown))
+    return rows
+
+
+def _origin_rows(origin: dict[str, Any]) -> list[tuple[str, str]]:
+    """Where an imported model came from and how its options were mapped, one row each."""
+    rows = [(f"origin.{key}", str(origin[key])) for key in ("toolkit", "version") if key in origin]
+    files = origin.get("files")
+    if isinstance(files, dict):
+        rows.extend((f"origin.sha256 {name}", str(digest)) for name, digest in files.items())
+    mapping = origin.get("mapping")
+    if isinstance(mapping, list):
+        rows.extend(("origin.mapping", str(line)) for line in mapping)
+    return rows

@@ -18,9 +18,9 @@ import numpy as np
 import torch
 
 from attnviz.errors import ConfigError
-from attnviz.model import Seq2Seq
+from attnviz.model import Seq2Seq, pad_batch
+from attnviz.options import DEFAULT_LENGTH_PENALTY
 
-DEFAULT_LENGTH_PENALTY = 1.0
 BEAM_STOPS = ("beam_full", "best_ended")
 
 
@@ -46,12 +46,27 @@ class SearchRules:
     beam_stop: str = "beam_full"
 
     def __post_init__(self) -> None:
-        if self.beam_stop not in BEAM_STOPS:
+        def number(value: object) -> bool:
+            return isinstance(value, int | float) and not isinstance(value, bool)
+
+        def whole(value: object) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool)
+
+        if not (number(self.max_length_ratio) and number(self.max_length_offset)):
+            raise ConfigError("max_length_ratio and max_length_offset must be numbers")
+        if not (
+            whole(self.length_offset)
+            and (self.max_length_cap is None or whole(self.max_length_cap))
+        ):
+            raise ConfigError("length_offset and max_length_cap must be whole numbers")
+        if not isinstance(self.beam_stop, str) or self.beam_stop not in BEAM_STOPS:
             raise ConfigError(
                 f"unknown beam_stop {self.beam_stop!r}; valid: {', '.join(BEAM_STOPS)}"
             )
-        if not self.max_length_ratio >= 0 or not self.max_length_offset >= 0:
-            raise ConfigError("max_length_ratio and max_length_offset must be at least 0")
+        if not 0 <= self.max_length_ratio <= 100 or not 0 <= self.max_length_offset <= 10_000:
+            raise ConfigError(
+                "max_length_ratio must be in [0, 100] and max_length_offset in [0, 10000]"
+            )
         if self.max_length_cap is not None and self.max_length_cap < 1:
             raise ConfigError(f"max_length_cap must be at least 1, not {self.max_length_cap}")
         if self.length_offset < 0:
@@ -66,10 +81,12 @@ class SearchRules:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> SearchRules:
+        if not isinstance(values, dict):
+            raise ConfigError(f"search rules must be a dict, not {type(values).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - names)
         if unknown:
-            raise ConfigError(f"unknown search rules: {', '.join(unknown)}")
+            raise ConfigError(f"unknown search rules: {', '.join(str(u)[:40] for u in unknown)}")
         return cls(**values)
 
 
@@ -187,9 +204,8 @@ def beam_decode(
     A sentence stops as ``rules.beam_stop`` says or at its length limit; the ``nbest`` best
     by length-normalised score are returned.
     """
-    if beam_size < 1:
-        raise ValueError("beam_size must be at least 1")
-    nbest = max(1, min(nbest, beam_size))
+    if not 1 <= nbest <= beam_size:  # DecodeOptions checks this for users
+        raise ValueError(f"need 1 <= nbest ({nbest}) <= beam_size ({beam_size})")
     config = model.config
     k = beam_size
     batch = src.size(0)
@@ -331,11 +347,8 @@ def forced_decode(
     if len(references) != batch:
         raise ValueError(f"{len(references)} references for {batch} sentences")
     targets = [[*ref, config.eos_id] for ref in references]
-    steps = max(len(t) for t in targets)
-    padded = torch.full((batch, steps), config.pad_id, dtype=torch.long)
-    for b, target in enumerate(targets):
-        padded[b, : len(target)] = torch.tensor(target, dtype=torch.long)
-    padded = padded.to(src.device)
+    padded, _ = pad_batch(targets, config.pad_id, src.device)  # [B, T]
+    steps = padded.size(1)
     keys, projected, mask, state = model.encode(src, lengths)
     prev = torch.full((batch,), config.bos_id, dtype=torch.long, device=src.device)
     weights, scores, logprobs = [], [], []

@@ -31,3 +31,19 @@ class DeviceError(AttnvizError):
 
 class InputError(AttnvizError):
     """Input text or files that cannot be processed."""
+
+
+class OutputError(AttnvizError):
+    """An output path that cannot or must not be written."""
+
+
+class MissingModelFile(CheckpointError):
+    """A model names a file it needs (a tokenizer model) that is not there.
+
+    ``argument`` is the :func:`attnviz.load_model` argument that supplies it (``src_spm`` or
+    ``tgt_spm``); the CLI turns it into its flag.
+    """
+
+    def __init__(self, message: str, argument: str) -> None:
+        super().__init__(message)
+        self.argument = argument

@@ -7,12 +7,14 @@ Shapes: ``B`` batch, ``N`` source length, ``E`` embedding size, ``H`` encoder ou
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from torch.overrides import TorchFunctionMode
 
 from attnviz.attention import SCORERS, build_attention
 from attnviz.errors import ConfigError
@@ -20,6 +22,49 @@ from attnviz.errors import ConfigError
 RNN_TYPES = ("gru", "lstm")
 CONCAT_ORDERS = ("context_first", "state_first")
 DECODER_INITS = ("tanh_bridge", "encoder_final", "grouped_relu_bridge")
+#: Upper bounds on sizes: far above any RNN translation model, low enough that a bad config
+#: cannot ask for more memory or layers than a machine has.
+MAX_VOCAB_SIZE = 1_000_000
+MAX_WIDTH = 16_384
+MAX_LAYERS = 32
+_LIMITS = {
+    "src_vocab_size": MAX_VOCAB_SIZE,
+    "tgt_vocab_size": MAX_VOCAB_SIZE,
+    "embedding_size": MAX_WIDTH,
+    "hidden_size": MAX_WIDTH,
+    "decoder_hidden_size": MAX_WIDTH,
+    "attention_size": MAX_WIDTH,
+    "encoder_layers": MAX_LAYERS,
+    "decoder_layers": MAX_LAYERS,
+}
+_TYPE_NAMES = {"int": "a whole number", "bool": "true or false", "float": "a number", "str": "text"}
+
+
+def _check_type(name: str, value: Any, declared: Any) -> None:
+    """Config values come from files: check each against its declared type before use.
+
+    Declared types are the annotations' text (``int``, ``bool``, ``float``, ``str``, and any of
+    them ``| None``); a type not among those is left to the checks that follow.
+    """
+    parts = [part.strip() for part in str(getattr(declared, "__name__", declared)).split("|")]
+    if "None" in parts and value is None:
+        return
+    kinds = [part for part in parts if part in _TYPE_NAMES]
+    if len(kinds) != 1:
+        return
+    kind = kinds[0]
+    if kind == "bool":
+        ok = isinstance(value, bool)
+    elif kind == "int":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind == "float":
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        ok = ok and math.isfinite(value)
+    else:
+        ok = isinstance(value, str)
+    if not ok:
+        shown = repr(value) if isinstance(value, int | float | str | bool) else type(value).__name__
+        raise ConfigError(f"{name} must be {_TYPE_NAMES[kind]}, not {shown[:60]}")
 
 
 @dataclass(frozen=True)
@@ -69,6 +114,8 @@ class ModelConfig:
     eos_id: int = 3
 
     def __post_init__(self) -> None:
+        for item in dataclasses.fields(self):
+            _check_type(item.name, getattr(self, item.name), item.type)
         if self.attention not in SCORERS:
             raise ConfigError(f"unknown attention {self.attention!r}; valid: {', '.join(SCORERS)}")
         if self.rnn not in RNN_TYPES:
@@ -82,20 +129,25 @@ class ModelConfig:
             raise ConfigError(
                 f"unknown decoder_init {self.decoder_init!r}; valid: {', '.join(DECODER_INITS)}"
             )
-        for name in (
-            "src_vocab_size",
-            "tgt_vocab_size",
-            "embedding_size",
-            "hidden_size",
-            "decoder_hidden_size",
-            "attention_size",
-            "encoder_layers",
-            "decoder_layers",
-        ):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be at least 1, not {getattr(self, name)}")
+        for name, high in _LIMITS.items():
+            value = getattr(self, name)
+            if not 1 <= value <= high:
+                raise ConfigError(f"{name} must be between 1 and {high:,}, not {value}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), not {self.dropout}")
+        smallest = min(self.src_vocab_size, self.tgt_vocab_size)
+        for name in ("pad_id", "unk_id", "eos_id"):  # used on both sides
+            value = getattr(self, name)
+            if not 0 <= value < smallest:
+                raise ConfigError(
+                    f"{name} {value} is outside the vocabularies (sizes {self.src_vocab_size} "
+                    f"and {self.tgt_vocab_size})"
+                )
+        if not 0 <= self.bos_id < self.tgt_vocab_size:
+            raise ConfigError(
+                f"bos_id {self.bos_id} is outside the target vocabulary "
+                f"(size {self.tgt_vocab_size})"
+            )
         if self.decoder_init != "tanh_bridge":
             if self.decoder_layers != self.encoder_layers:
                 raise ConfigError(
@@ -108,6 +160,12 @@ class ModelConfig:
                     f"({self.decoder_hidden_size}) to equal the encoder output size "
                     f"({self.encoder_output_size})"
                 )
+        if self.attention == "dot" and self.decoder_hidden_size != self.encoder_output_size:
+            raise ConfigError(
+                f"dot attention needs the decoder query size ({self.decoder_hidden_size}) to "
+                f"equal the encoder output size ({self.encoder_output_size}); use 'general' or "
+                "'additive' attention, or change the hidden sizes"
+            )
 
     @property
     def encoder_output_size(self) -> int:
@@ -116,16 +174,59 @@ class ModelConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def expected_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Name -> shape of every weight of :class:`Seq2Seq`, in its state-dict order.
+
+        The network is built on the ``meta`` device with random initialisation skipped: no
+        memory is allocated and nothing is computed, so a file can be checked against its
+        config in milliseconds before anything real is built.
+        """
+        with torch.device("meta"), _SkipInit():
+            network = Seq2Seq(self)
+        return {name: tuple(tensor.shape) for name, tensor in network.state_dict().items()}
+
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ModelConfig:
+        """Rebuild from plain data; wrong keys, types or ranges are one ConfigError line."""
+        if not isinstance(values, dict):
+            raise ConfigError(f"config must be a dict, not {type(values).__name__}")
+        bad_keys = [key for key in values if not isinstance(key, str)]
+        if bad_keys:
+            raise ConfigError(
+                f"config keys must be text; found {type(bad_keys[0]).__name__} {bad_keys[0]!r:.40}"
+            )
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - names)
         if unknown:
-            raise ConfigError(f"unknown config fields: {', '.join(unknown)}")
+            raise ConfigError(f"unknown config fields: {', '.join(repr(u) for u in unknown[:5])}")
         try:
             return cls(**values)
         except TypeError as err:
             raise ConfigError(f"incomplete config: {err}") from err
+
+
+class _SkipInit(TorchFunctionMode):
+    """Random initialisers become no-ops (on ``meta`` they would only cost time: the first
+    ``normal_`` there loads torch's compiler stack)."""
+
+    _SKIPPED = frozenset(
+        {
+            "normal_",
+            "uniform_",
+            "kaiming_uniform_",
+            "kaiming_normal_",
+            "xavier_uniform_",
+            "xavier_normal_",
+            "orthogonal_",
+            "trunc_normal_",
+        }
+    )
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if getattr(func, "__name__", "") in self._SKIPPED:
+            return args[0] if args else kwargs.get("tensor")
+        return func(*args, **kwargs)
 
 
 def _rnn(kind: str, input_size: int, hidden_size: int, layers: int, **kwargs: Any) -> nn.RNNBase:
@@ -335,3 +436,17 @@ class Seq2Seq(nn.Module):
 
     def parameter_count(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+def pad_batch(
+    sequences: list[list[int]], pad_id: int, device: torch.device | str = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Id lists -> a padded ``[B, N]`` long tensor on ``device`` and their lengths ``[B]`` (CPU).
+
+    The one padding helper of training, decoding and forced decoding.
+    """
+    lengths = torch.tensor([len(ids) for ids in sequences], dtype=torch.long)  # [B]
+    padded = torch.full((len(sequences), max(int(lengths.max()), 1)), pad_id, dtype=torch.long)
+    for row, ids in enumerate(sequences):
+        padded[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+    return padded.to(device), lengths

@@ -1,26 +1,88 @@
-"""Thin SentencePiece wrapper built from a model's serialized bytes."""
+"""Tokenizers behind one small interface, one class per kind, rebuilt from plain specs."""
 
 from __future__ import annotations
 
-from typing import Any
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
 
-from attnviz.alignment import word_groups
 from attnviz.errors import TokenizerError
 
 
-class Tokenizer:
-    """Pieces, ids, detokenization and the piece -> word map of one SentencePiece model."""
+class Tokenizer(ABC):
+    """What the translator needs of a tokenizer: ids, pieces, detokenization, word rule.
+
+    Each kind is one subclass registered with :func:`register`; a checkpoint stores a
+    tokenizer as a plain ``spec`` dict (``{"kind": ..., ...}``) and :func:`tokenizer_from_spec`
+    rebuilds it, so the translator never knows which kind it holds.
+    """
+
+    #: Name stored in specs.
+    kind: ClassVar[str] = ""
+    #: How pieces group into words: ``"sentencepiece"`` (a piece starting with ▁ opens a word).
+    word_rule: ClassVar[str] = "sentencepiece"
+
+    @property
+    @abstractmethod
+    def vocab_size(self) -> int: ...
+
+    @abstractmethod
+    def encode(self, text: str) -> list[int]: ...
+
+    @abstractmethod
+    def decode(self, ids: list[int]) -> str: ...
+
+    @abstractmethod
+    def id_to_piece(self, index: int) -> str: ...
+
+    @abstractmethod
+    def piece_to_id(self, piece: str) -> int: ...
+
+    @abstractmethod
+    def to_spec(self) -> dict[str, Any]:
+        """Plain data (str, int, bytes, lists, dicts) that :meth:`from_spec` reads back."""
+
+    @classmethod
+    @abstractmethod
+    def from_spec(cls, spec: dict[str, Any]) -> Tokenizer: ...
+
+
+TOKENIZER_KINDS: dict[str, type[Tokenizer]] = {}
+
+
+def register(cls: type[Tokenizer]) -> type[Tokenizer]:
+    """Class decorator: make a tokenizer kind loadable from specs."""
+    TOKENIZER_KINDS[cls.kind] = cls
+    return cls
+
+
+def tokenizer_from_spec(spec: Any) -> Tokenizer:
+    """Rebuild a tokenizer from its spec; every problem is a TokenizerError."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("kind"), str):
+        raise TokenizerError("a tokenizer spec must be a dict with a 'kind'")
+    kind = spec["kind"]
+    if kind not in TOKENIZER_KINDS:
+        valid = ", ".join(sorted(TOKENIZER_KINDS))
+        raise TokenizerError(f"unknown tokenizer kind {kind[:40]!r}; known: {valid}")
+    return TOKENIZER_KINDS[kind].from_spec(spec)
+
+
+@register
+class SentencePieceTokenizer(Tokenizer):
+    """A SentencePiece model, stored as its serialized bytes."""
+
+    kind = "sentencepiece"
 
     def __init__(self, model_bytes: bytes) -> None:
         import sentencepiece as spm
 
-        if not model_bytes:
-            raise TokenizerError("the SentencePiece model is empty")
+        if not isinstance(model_bytes, bytes | bytearray) or not model_bytes:
+            raise TokenizerError("the SentencePiece model is empty or not bytes")
         processor = spm.SentencePieceProcessor()
         try:
             processor.LoadFromSerializedProto(bytes(model_bytes))
         except Exception as err:  # sentencepiece raises RuntimeError/OSError variants
             raise TokenizerError(f"cannot read the SentencePiece model: {err}") from err
+        self._bytes = bytes(model_bytes)
         self._sp: Any = processor
 
     @property
@@ -29,9 +91,6 @@ class Tokenizer:
 
     def encode(self, text: str) -> list[int]:
         return list(self._sp.encode(text, out_type=int))
-
-    def pieces(self, text: str) -> list[str]:
-        return list(self._sp.encode(text, out_type=str))
 
     def id_to_piece(self, index: int) -> str:
         return str(self._sp.id_to_piece(int(index)))
@@ -42,14 +101,17 @@ class Tokenizer:
     def decode(self, ids: list[int]) -> str:
         return str(self._sp.decode([int(i) for i in ids]))
 
-    @staticmethod
-    def word_map(pieces: list[str]) -> list[int]:
-        """Word index of each piece (a piece starting with ▁ starts a word)."""
-        index = [0] * len(pieces)
-        for word, group in enumerate(word_groups(pieces)):
-            for position in group:
-                index[position] = word
-        return index
+    def to_spec(self) -> dict[str, Any]:
+        return {"kind": self.kind, "model": self._bytes}
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> SentencePieceTokenizer:
+        return cls(spec.get("model", b""))
+
+
+def sentencepiece_spec(model_bytes: bytes) -> dict[str, Any]:
+    """The spec of a SentencePiece model given as bytes (as :func:`train_sentencepiece` makes)."""
+    return {"kind": SentencePieceTokenizer.kind, "model": bytes(model_bytes)}
 
 
 def train_sentencepiece(
@@ -106,11 +168,12 @@ def train_sentencepiece(
     return stream.getvalue()
 
 
-class VocabularyTokenizer:
+@register
+class VocabularyTokenizer(Tokenizer):
     """A vocabulary list: text split on whitespace, each word looked up; unknown -> ``unk``.
 
-    Every token is a word. ``tokens[i]`` is the token of id ``i``; a token listed twice keeps
-    its first id.
+    Every token is a word (word rule ``whitespace``). ``tokens[i]`` is the token of id ``i``;
+    a token listed twice keeps its first id.
     """
 
     kind = "vocabulary"
@@ -119,7 +182,7 @@ class VocabularyTokenizer:
     def __init__(self, tokens: list[str], unk: str = "<unk>") -> None:
         if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
             raise TokenizerError("a vocabulary must be a list of strings")
-        if unk not in tokens:
+        if not isinstance(unk, str) or unk not in tokens:
             raise TokenizerError(f"the vocabulary has no unknown-word token {unk[:40]!r}")
         self._tokens = list(tokens)
         self._unk = unk
@@ -155,6 +218,7 @@ class VocabularyTokenizer:
         return cls(spec.get("tokens"), spec.get("unk", "<unk>"))  # type: ignore[arg-type]
 
 
+@register
 class SentencePieceVocabularyTokenizer(VocabularyTokenizer):
     """SentencePiece segmentation with ids from a separate vocabulary list.
 
@@ -168,15 +232,15 @@ class SentencePieceVocabularyTokenizer(VocabularyTokenizer):
 
     def __init__(self, model_bytes: bytes, tokens: list[str], unk: str = "<unk>") -> None:
         super().__init__(tokens, unk)
-        self._sentencepiece = Tokenizer(model_bytes)
+        self._sp: Any = SentencePieceTokenizer(model_bytes)._sp
         self._bytes = bytes(model_bytes)
 
     def split(self, text: str) -> list[str]:
-        return list(self._sentencepiece._sp.encode(text, out_type=str))
+        return list(self._sp.encode(text, out_type=str))
 
     def decode(self, ids: list[int]) -> str:
         pieces = [self._tokens[int(i)] for i in ids]
-        return str(self._sentencepiece._sp.decode_pieces(pieces))
+        return str(self._sp.decode_pieces(pieces))
 
     def to_spec(self) -> dict[str, Any]:
         return {**super().to_spec(), "model": self._bytes}
@@ -184,11 +248,3 @@ class SentencePieceVocabularyTokenizer(VocabularyTokenizer):
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> SentencePieceVocabularyTokenizer:
         return cls(spec.get("model", b""), spec.get("tokens"), spec.get("unk", "<unk>"))  # type: ignore[arg-type]
-
-
-def tokenizer_from_spec(spec: dict[str, Any]) -> VocabularyTokenizer:
-    """Rebuild a vocabulary tokenizer from its spec."""
-    kinds = {cls.kind: cls for cls in (VocabularyTokenizer, SentencePieceVocabularyTokenizer)}
-    if not isinstance(spec, dict) or spec.get("kind") not in kinds:
-        raise TokenizerError("unknown tokenizer spec")
-    return kinds[spec["kind"]].from_spec(spec)

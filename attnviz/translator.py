@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from attnviz.alignment import Alignment
-from attnviz.checkpoint import Checkpoint, build_model, load_checkpoint
+from attnviz.alignment import Alignment, SentenceError
+from attnviz.checkpoint import Checkpoint, build_model
 from attnviz.decoding import (
-    DEFAULT_LENGTH_PENALTY,
+    ATTNVIZ_RULES,
     Hypothesis,
+    SearchRules,
     beam_decode,
     forced_decode,
     greedy_decode,
 )
 from attnviz.device import resolve_device
-from attnviz.errors import CheckpointError, InputError, TokenizerError, UsageError
+from attnviz.errors import AttnvizError, CheckpointError, InputError, UsageError
+from attnviz.io import MAX_LINE_BYTES
+from attnviz.model import pad_batch
+from attnviz.options import DecodeOptions
 from attnviz.samples import resolve_model_path
 from attnviz.tokenizer import Tokenizer
 
@@ -44,7 +50,9 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
 class Translator:
     """Decode sentences and keep the attention of every hypothesis.
 
-    ``model`` is the torch module; ``checkpoint`` the loaded file (config, metadata).
+    ``model`` is the torch module; ``checkpoint`` the loaded file (config, metadata);
+    ``rules`` the search conventions of the toolkit the model came from (attnviz's own unless
+    the checkpoint's metadata names others, as imported models do).
     """
 
     def __init__(
@@ -53,31 +61,141 @@ class Translator:
         device: str | torch.device = "cpu",
         precision: str = "auto",
     ) -> None:
-        self.device = device if isinstance(device, torch.device) else resolve_device(device)
+        if not isinstance(checkpoint, Checkpoint):
+            raise UsageError(
+                f"a Translator needs a Checkpoint (see load_model), not {type(checkpoint).__name__}"
+            )
+        self.device = _resolve(device)
         self.dtype = resolve_precision(precision, self.device)
         self.checkpoint = checkpoint
         self.config = checkpoint.config
-        try:
-            self.src_tokenizer = Tokenizer(checkpoint.src_spm)
-            self.tgt_tokenizer = Tokenizer(checkpoint.tgt_spm)
-        except TokenizerError as err:
-            raise CheckpointError(f"{checkpoint.path or 'checkpoint'}: {err}") from err
+        self.src_tokenizer, self.tgt_tokenizer = checkpoint.tokenizers()
+        self.rules = _search_rules(checkpoint)
         self.model = build_model(checkpoint, self.device).to(self.dtype)
 
     @property
     def path(self) -> Path | None:
         return self.checkpoint.path
 
-    # -- encoding ---------------------------------------------------------------------------
+    # -- public -----------------------------------------------------------------------------
 
-    def _source_ids(self, text: str) -> list[int]:
+    def translate(
+        self,
+        sentences: str | Sequence[str],
+        beam_size: int | None = None,
+        nbest: int | None = None,
+        refs: Sequence[str] | None = None,
+        *,
+        options: DecodeOptions | None = None,
+        **option_values: Any,
+    ) -> list[Alignment]:
+        """Alignments for all sentences, in input order; n-best hypotheses follow each other.
+
+        ``refs`` (one per sentence) switches to forced decoding of those references. Options
+        come as a :class:`DecodeOptions` or as its fields (``beam_size``/``beam``, ``nbest``,
+        ``words``, ``batch_size``, ``length_penalty``). A sentence that cannot be decoded
+        raises :class:`InputError`; :meth:`translate_grouped` returns it as a value instead.
+        """
+        groups = self.translate_grouped(
+            sentences, beam_size, nbest, refs, options=options, **option_values
+        )
+        flat: list[Alignment] = []
+        for group in groups:
+            if isinstance(group, SentenceError):
+                raise InputError(group.message)
+            flat.extend(group)
+        return flat
+
+    def translate_grouped(
+        self,
+        sentences: str | Sequence[str],
+        beam_size: int | None = None,
+        nbest: int | None = None,
+        refs: Sequence[str] | None = None,
+        *,
+        options: DecodeOptions | None = None,
+        number_from: int = 1,
+        **option_values: Any,
+    ) -> list[list[Alignment] | SentenceError]:
+        """Per input sentence: its hypotheses (best first), or a :class:`SentenceError`.
+
+        Error messages number sentences from ``number_from`` (a caller decoding a stream in
+        batches passes the line number of the batch's first sentence).
+        """
+        options = _decode_options(options, beam_size, nbest, option_values)
+        if isinstance(number_from, bool) or not isinstance(number_from, int):
+            raise UsageError(f"number_from must be a whole number, not {number_from!r:.40}")
+        sentences = _text_list(sentences, "sentences")
+        if refs is not None:
+            refs = _text_list(refs, "refs", single=False)
+            if len(refs) != len(sentences):
+                raise UsageError(
+                    f"got {len(refs)} references for {len(sentences)} sentences; "
+                    "give one per sentence"
+                )
+        if options.prefix is not None or options.topk:
+            raise UsageError("prefix and topk decoding are not available in this version")
+        results: list[list[Alignment] | SentenceError | None] = [None] * len(sentences)
+        source_ids: dict[int, list[int]] = {}
+        ref_ids: dict[int, list[int]] = {}
+        level = "words" if options.words else "pieces"
+        for index, text in enumerate(sentences):
+            try:
+                source_ids[index] = self._source_ids(text, index + number_from)
+                if refs is not None:
+                    ref_ids[index] = self._target_ids(refs[index], index + number_from)
+            except InputError as err:
+                results[index] = SentenceError(index, text, str(err))
+                continue
+            if not self._has_content(source_ids[index]):
+                # nothing to translate: blank, or only characters the tokenizer drops
+                results[index] = [Alignment.empty(text, level=level)]
+        todo = sorted(
+            (i for i, r in enumerate(results) if r is None), key=lambda i: len(source_ids[i])
+        )
+        for batch in _chunks(todo, options.batch_size):
+            hypotheses = self._decode_batch(
+                [source_ids[i] for i in batch],
+                [ref_ids[i] for i in batch] if refs is not None else None,
+                options,
+            )
+            for i, hyps in zip(batch, hypotheses, strict=True):
+                results[i] = [
+                    self._alignment(sentences[i], source_ids[i], hyp, options.words) for hyp in hyps
+                ]
+        return [r if r is not None else [] for r in results]
+
+    def encode_source(self, text: str) -> list[int]:
+        """The source ids the encoder reads for ``text`` (``</s>`` included where it is)."""
+        return self._source_ids(text, 1)
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _source_ids(self, text: str, number: int) -> list[int]:
+        _check_text(text, number, "sentence")
         ids = self.src_tokenizer.encode(text)
         if self.config.src_eos:
             ids.append(self.config.eos_id)
+        if len(ids) > MAX_SOURCE_TOKENS:
+            raise InputError(
+                f"sentence {number} has {len(ids)} tokens; at most {MAX_SOURCE_TOKENS} "
+                "are supported"
+            )
         return ids
 
-    def _source_tokens(self, ids: list[int]) -> list[str]:
-        return [self._piece(self.src_tokenizer, i) for i in ids]
+    def _target_ids(self, text: str, number: int) -> list[int]:
+        _check_text(text, number, "reference")
+        ids = self.tgt_tokenizer.encode(text)
+        if len(ids) >= MAX_SOURCE_TOKENS:
+            raise InputError(
+                f"reference {number} has {len(ids)} tokens; at most "
+                f"{MAX_SOURCE_TOKENS - 1} are supported"
+            )
+        return ids
+
+    def _has_content(self, ids: list[int]) -> bool:
+        eos = self.config.eos_id if self.config.src_eos else None
+        return any(t != eos for t in ids)
 
     def _piece(self, tokenizer: Tokenizer, index: int) -> str:
         if index == self.config.eos_id:
@@ -86,129 +204,29 @@ class Translator:
             return "<unk>"
         return tokenizer.id_to_piece(index)
 
-    # -- public -----------------------------------------------------------------------------
-
-    def translate(
-        self,
-        sentences: str | Sequence[str],
-        beam_size: int = 1,
-        nbest: int = 1,
-        refs: Sequence[str] | None = None,
-        *,
-        words: bool = False,
-        batch_size: int = 32,
-        length_penalty: float = DEFAULT_LENGTH_PENALTY,
-    ) -> list[Alignment]:
-        """Alignments for all sentences, in input order; n-best hypotheses follow each other.
-
-        ``refs`` (one per sentence) switches to forced decoding of those references.
-        ``words=True`` merges SentencePiece pieces into words.
-        """
-        if isinstance(sentences, str):
-            sentences = [sentences]
-        groups = self.translate_grouped(
-            list(sentences),
-            beam_size=beam_size,
-            nbest=nbest,
-            refs=refs,
-            words=words,
-            batch_size=batch_size,
-            length_penalty=length_penalty,
-        )
-        return [alignment for group in groups for alignment in group]
-
-    def translate_grouped(
-        self,
-        sentences: Sequence[str],
-        beam_size: int = 1,
-        nbest: int = 1,
-        refs: Sequence[str] | None = None,
-        *,
-        words: bool = False,
-        batch_size: int = 32,
-        length_penalty: float = DEFAULT_LENGTH_PENALTY,
-    ) -> list[list[Alignment]]:
-        """Like :meth:`translate`, one list of hypotheses per input sentence."""
-        self._check_options(beam_size, nbest, batch_size)
-        if refs is not None and len(refs) != len(sentences):
-            raise UsageError(
-                f"got {len(refs)} references for {len(sentences)} sentences; give one per sentence"
-            )
-        for number, text in enumerate(sentences, start=1):
-            try:
-                text.encode("utf-8")
-            except UnicodeEncodeError as err:
-                raise InputError(
-                    f"sentence {number} is not valid UTF-8 text (bad character at {err.start})"
-                ) from err
-        source_ids = [self._source_ids(text) for text in sentences]
-        for number, ids in enumerate(source_ids, start=1):
-            if len(ids) > MAX_SOURCE_TOKENS:
-                raise InputError(
-                    f"sentence {number} has {len(ids)} tokens; at most {MAX_SOURCE_TOKENS} "
-                    "are supported"
-                )
-        ref_ids = [self.tgt_tokenizer.encode(r) for r in refs] if refs is not None else None
-        results: list[list[Alignment] | None] = [None] * len(sentences)
-        order = sorted(range(len(sentences)), key=lambda i: len(source_ids[i]))
-        eos = self.config.eos_id if self.config.src_eos else None
-        # nothing to translate: blank, or only characters the tokenizer drops
-        blank = {i for i in order if not [t for t in source_ids[i] if t != eos]}
-        todo = [i for i in order if i not in blank]
-        for i in blank:
-            results[i] = [Alignment.empty(sentences[i], level="words" if words else "pieces")]
-        for batch in _chunks(todo, batch_size):
-            hypotheses = self._decode_batch(
-                [source_ids[i] for i in batch],
-                [ref_ids[i] for i in batch] if ref_ids is not None else None,
-                beam_size=beam_size,
-                nbest=nbest,
-                length_penalty=length_penalty,
-            )
-            for i, hyps in zip(batch, hypotheses, strict=True):
-                results[i] = [
-                    self._alignment(sentences[i], source_ids[i], hyp, words) for hyp in hyps
-                ]
-        return [r if r is not None else [] for r in results]
-
-    # -- internals --------------------------------------------------------------------------
-
-    @staticmethod
-    def _check_options(beam_size: int, nbest: int, batch_size: int) -> None:
-        if beam_size < 1:
-            raise UsageError(f"beam size must be at least 1, not {beam_size}")
-        if nbest < 1:
-            raise UsageError(f"nbest must be at least 1, not {nbest}")
-        if nbest > beam_size:
-            raise UsageError(f"nbest ({nbest}) cannot exceed the beam size ({beam_size})")
-        if batch_size < 1:
-            raise UsageError(f"batch size must be at least 1, not {batch_size}")
-
     def _decode_batch(
         self,
         source_ids: list[list[int]],
         ref_ids: list[list[int]] | None,
-        *,
-        beam_size: int,
-        nbest: int,
-        length_penalty: float,
+        options: DecodeOptions,
     ) -> list[list[Hypothesis]]:
-        lengths = torch.tensor([len(ids) for ids in source_ids], dtype=torch.long)
-        src = torch.full((len(source_ids), int(lengths.max())), self.config.pad_id)
-        for b, ids in enumerate(source_ids):
-            src[b, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-        src = src.to(self.device)
+        src, lengths = pad_batch(source_ids, self.config.pad_id, self.device)
+        penalty = options.length_penalty
+        rules = self.rules
         if ref_ids is not None:
-            return forced_decode(self.model, src, lengths, ref_ids, length_penalty=length_penalty)
-        if beam_size == 1:
-            return greedy_decode(self.model, src, lengths, length_penalty=length_penalty)
+            return forced_decode(
+                self.model, src, lengths, ref_ids, length_penalty=penalty, rules=rules
+            )
+        if options.beam == 1:
+            return greedy_decode(self.model, src, lengths, length_penalty=penalty, rules=rules)
         return beam_decode(
             self.model,
             src,
             lengths,
-            beam_size=beam_size,
-            nbest=nbest,
-            length_penalty=length_penalty,
+            beam_size=options.beam,
+            nbest=options.nbest,
+            length_penalty=penalty,
+            rules=rules,
         )
 
     def _alignment(
@@ -219,15 +237,99 @@ class Translator:
         alignment = Alignment(
             source=source,
             translation=self.tgt_tokenizer.decode(body),
-            src_tokens=self._source_tokens(source_ids),
+            src_tokens=[self._piece(self.src_tokenizer, i) for i in source_ids],
             tgt_tokens=[self._piece(self.tgt_tokenizer, t) for t in hyp.tokens],
             weights=hyp.weights,
             scores=hyp.scores,
             token_logprobs=hyp.token_logprobs,
             score=float(hyp.score),
             rank=hyp.rank,
+            word_rules=(self.src_tokenizer.word_rule, self.tgt_tokenizer.word_rule),
         )
         return alignment.to_words() if words else alignment
+
+
+_OPTION_ALIASES = {"beam_size": "beam"}
+
+
+def _search_rules(checkpoint: Checkpoint) -> SearchRules:
+    """The search rules a checkpoint's metadata names, or attnviz's own."""
+    values = checkpoint.metadata.get("search")
+    if values is None:
+        return ATTNVIZ_RULES
+    try:
+        return SearchRules.from_dict(values)
+    except AttnvizError as err:
+        raise CheckpointError(f"{checkpoint.path or 'checkpoint'}: metadata.search: {err}") from err
+
+
+def _decode_options(
+    options: DecodeOptions | None,
+    beam_size: int | None,
+    nbest: int | None,
+    values: dict[str, Any],
+) -> DecodeOptions:
+    """One DecodeOptions from either an instance or its fields given one by one."""
+    if beam_size is not None:
+        values["beam"] = beam_size
+    if nbest is not None:
+        values["nbest"] = nbest
+    values = {_OPTION_ALIASES.get(k, k): v for k, v in values.items()}
+    known = {f.name for f in dataclasses.fields(DecodeOptions)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise UsageError(
+            f"unknown decoding option {unknown[0]!r}; valid: {', '.join(sorted(known))}"
+        )
+    if options is not None:
+        if not isinstance(options, DecodeOptions):
+            raise UsageError(f"options must be a DecodeOptions, not {type(options).__name__}")
+        return dataclasses.replace(options, **values) if values else options
+    return DecodeOptions(**values)
+
+
+def _text_list(value: Any, name: str, *, single: bool = True) -> list[str]:
+    """A list of strings from a list (or tuple) of them, or from one string where ``single``.
+
+    ``refs`` must be a list even for one sentence: a lone string there is far more often a
+    mistake (one reference meant per sentence) than a wish.
+    """
+    if isinstance(value, str):
+        if single:
+            return [value]
+        raise UsageError(f"{name} must be a list of strings (one per sentence), not a string")
+    if isinstance(value, bytes | bytearray):
+        raise UsageError(f"{name} must be text (str), not bytes; decode it first")
+    if not isinstance(value, Sequence):
+        wanted = "a string or a list of strings" if single else "a list of strings"
+        raise UsageError(f"{name} must be {wanted}, not {type(value).__name__}")
+    for position, item in enumerate(value):
+        if not isinstance(item, str):
+            raise UsageError(f"{name}[{position}] must be a string, not {type(item).__name__}")
+    return list(value)
+
+
+def _check_text(text: str, number: int, what: str) -> None:
+    """Valid UTF-8 text of at most MAX_LINE_BYTES bytes, checked before any tokenizing."""
+    too_long = InputError(f"{what} {number} is longer than {MAX_LINE_BYTES:,} bytes")
+    if len(text) > MAX_LINE_BYTES:  # every character takes at least one byte
+        raise too_long
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError as err:
+        raise InputError(
+            f"{what} {number} is not valid UTF-8 text (bad character at {err.start})"
+        ) from err
+    if size > MAX_LINE_BYTES:
+        raise too_long
+
+
+def _resolve(device: Any) -> torch.device:
+    if isinstance(device, torch.device):
+        return device
+    if not isinstance(device, str):
+        raise UsageError(f"device must be text such as 'cpu', not {type(device).__name__}")
+    return resolve_device(device)
 
 
 def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
@@ -239,11 +341,28 @@ def load_model(
     name_or_path: str | os.PathLike[str] | None = None,
     device: str = "cpu",
     precision: str = "auto",
+    *,
+    src_spm: str | os.PathLike[str] | bytes | None = None,
+    tgt_spm: str | os.PathLike[str] | bytes | None = None,
 ) -> Translator:
-    """Load a checkpoint (a path, or the name of a bundled sample model) on ``device``.
+    """Load a model (a path, or the name of a bundled sample model) on ``device``.
 
-    ``precision``: ``auto`` (float64 on the CPU, float32 elsewhere), ``float32`` or ``float64``.
+    The path may be an attnviz checkpoint or a model of another toolkit that attnviz
+    recognises from its content (see :mod:`attnviz.importers`). ``src_spm``/``tgt_spm``:
+    SentencePiece models (paths or bytes) for a foreign model that names them but does not
+    hold them. ``precision``: ``auto`` (float64 on the CPU, float32 elsewhere), ``float32`` or
+    ``float64``.
     """
-    target = resolve_device(device)
+    if name_or_path is not None and not isinstance(name_or_path, str | os.PathLike):
+        raise UsageError(
+            "the model must be a checkpoint path or a bundled model name, "
+            f"not {type(name_or_path).__name__}"
+        )
+    target = _resolve(device)
+    if not isinstance(precision, str):
+        raise UsageError(f"precision must be text such as 'auto', not {type(precision).__name__}")
+    from attnviz.importers import load_any
+
     path = resolve_model_path(name_or_path)
-    return Translator(load_checkpoint(path, map_location=target), target, precision)
+    checkpoint = load_any(path, map_location=target, src_spm=src_spm, tgt_spm=tgt_spm)
+    return Translator(checkpoint, target, precision)

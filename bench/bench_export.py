@@ -73,7 +73,8 @@ def figure_race(folder: Path, jsonl: Path, count: int = 200) -> tuple[float, flo
     import matplotlib.pyplot as plt
 
     from attnviz.alignment import Alignment
-    from attnviz.export import ExportOptions, _FigurePool
+    from attnviz.export import ExportOptions
+    from attnviz.export.figures import FigurePool
 
     lines = jsonl.read_text(encoding="utf-8").splitlines()[:count]
     alignments = [Alignment.from_json(line).to_words() for line in lines]
@@ -97,7 +98,7 @@ def figure_race(folder: Path, jsonl: Path, count: int = 200) -> tuple[float, flo
 
     ours_dir = folder / "ours"
     ours_dir.mkdir(exist_ok=True)
-    pool = _FigurePool(ExportOptions(figures="png", workers=2, dpi=100))
+    pool = FigurePool(ExportOptions(figures="png", workers=2, dpi=100))
     try:
         pool.submit(alignments[0], ours_dir / "warm.png")  # start the workers
         pool.wait()

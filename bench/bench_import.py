@@ -150,14 +150,10 @@ def main() -> int:
             imported = median_time(
                 lambda p=path, s=spm: attnviz.load_model(p, device="cpu", **s), args.runs
             )
-            own = median_time(
-                lambda p=converted: attnviz.load_model(p, device="cpu"), args.runs
-            )
+            own = median_time(lambda p=converted: attnviz.load_model(p, device="cpu"), args.runs)
             worst = max(worst, imported - own)
             size = path.stat().st_size / 1e6
-            print(
-                f"{name:44s} {size:6.2f}MB {imported:8.3f}s {own:8.3f}s {imported - own:+6.3f}s"
-            )
+            print(f"{name:44s} {size:6.2f}MB {imported:8.3f}s {own:8.3f}s {imported - own:+6.3f}s")
         print(f"largest extra load time {worst:+.3f} s (goal <= +0.200 s)")
 
         print(f"\ndecoding {len(sources)} sentences (sentences/s; same network either way)")

@@ -39,6 +39,7 @@ def make_checkpoint(spm_models, attention: str = "additive", rnn: str = "gru", s
 
     from attnviz.checkpoint import Checkpoint
     from attnviz.model import ModelConfig, Seq2Seq
+    from attnviz.tokenizer import sentencepiece_spec
 
     torch.manual_seed(seed)
     config = ModelConfig(
@@ -56,8 +57,8 @@ def make_checkpoint(spm_models, attention: str = "additive", rnn: str = "gru", s
     return Checkpoint(
         config=config,
         state_dict=model.state_dict(),
-        src_spm=spm_models[0],
-        tgt_spm=spm_models[1],
+        src_tokenizer=sentencepiece_spec(spm_models[0]),
+        tgt_tokenizer=sentencepiece_spec(spm_models[1]),
         metadata={"note": "test fixture"},
     )
 

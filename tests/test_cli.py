@@ -199,8 +199,8 @@ def test_translate_empty_stdin(runner, checkpoint_path):
         (["--ref", "only one", "a", "b"], 2, ["got 1 --ref for 2 sentences"]),
         (["--ref", "x", "--ref", "y", "a"], 2, ["got 2 --ref for 1 sentences"]),
         (["--nbest", "3", "--beam", "2", "a"], 2, ["nbest (3) cannot exceed the beam size (2)"]),
-        (["--beam", "0", "a"], 2, ["beam size must be at least 1"]),
-        (["--batch-size", "0", "a"], 2, ["batch size must be at least 1"]),
+        (["--beam", "0", "a"], 2, ["beam size must be between 1 and 64, not 0"]),
+        (["--batch-size", "0", "a"], 2, ["batch size must be between 1 and 4096, not 0"]),
         (["--device", "cuda:7", "a"], 1, ["cuda:7", "available", "cpu"]),
         (["--device", "tpu", "a"], 1, ["tpu", "available", "cpu"]),
     ],
@@ -262,17 +262,22 @@ def test_info(runner, checkpoint_path):
         assert fragment in out, fragment
 
 
-def test_models_lists_or_explains(runner):
+def test_models_lists_the_bundled_models(runner):
     result = invoke(runner, ["models"])
-    assert "Traceback" not in result.output
-    if result.exit_code == 0:
-        lines = result.stdout.strip().splitlines()
-        assert lines
-        assert all(": " in line for line in lines)
-        assert any("(default)" in line for line in lines)
-    else:
-        assert result.exit_code == 1
-        assert_one_line_error(result, "no bundled sample models")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) >= 3
+    assert all(": " in line for line in lines)
+    assert sum("(default)" in line for line in lines) == 1
+
+
+def test_models_without_bundled_models_explains(runner, monkeypatch):
+    import attnviz.samples
+
+    monkeypatch.setattr(attnviz.samples, "sample_dir", lambda: None)
+    result = invoke(runner, ["models"])
+    assert result.exit_code == 1
+    assert_one_line_error(result, "no bundled sample models")
 
 
 @pytest.mark.parametrize(

@@ -14,9 +14,11 @@ import numpy as np
 import pytest
 
 from attnviz.alignment import Alignment
-from attnviz.errors import AttnvizError, InputError, UsageError
+from attnviz.errors import AttnvizError, InputError, OutputError, UsageError
 from attnviz.fonts import CJK_FONT_FILE, font_families
+from attnviz.options import RenderOptions
 from attnviz.render.figure import FORMATS, FigureRenderer, figure_format, render_figure
+from attnviz.render.values import view
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 ENGLISH = ["▁The", "▁weather", "▁is", "▁very", "▁nice", "▁today", ".", "</s>"]
@@ -155,8 +157,9 @@ def test_150_by_150_tokens_render(tmp_path: Path) -> None:
 
 def test_huge_dpi_is_capped(tmp_path: Path) -> None:
     tokens = synthetic_tokens(150, "w")
-    renderer = FigureRenderer(dpi=2_000)
-    layout = renderer._plan(tokens, tokens, None)
+    options = RenderOptions(dpi=2_000)
+    renderer = FigureRenderer(options)
+    layout = renderer.plan(view(make_alignment(tokens, tokens), options), tokens, tokens)
     renderer.close()
     assert max(layout.width, layout.height) * layout.dpi <= 16_000
     assert layout.dpi < 2_000
@@ -287,10 +290,10 @@ def test_failed_write_keeps_the_old_file(
 
 
 def test_unwritable_destination_is_an_attnviz_error(korean: Alignment, tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="does not exist"):
+    with pytest.raises(OutputError, match="does not exist"):
         render_figure(korean, tmp_path / "missing" / "figure.png")
     (tmp_path / "folder.png").mkdir()
-    with pytest.raises(UsageError, match="folder"):
+    with pytest.raises(OutputError, match="folder"):
         render_figure(korean, tmp_path / "folder.png")
     if os.name == "posix" and os.geteuid() != 0:
         locked = tmp_path / "locked"
@@ -326,3 +329,62 @@ def _deterministic_alignment():
         token_logprobs=np.zeros(2, np.float32),
         score=0.0,
     )
+
+
+def cell_pixel(path: Path, layout, row: int, col: int) -> np.ndarray:
+    """RGB (0-1) at the centre of heatmap cell (row, col) of a PNG drawn with ``layout``."""
+    image = matplotlib.image.imread(path)
+    left, bottom, _, height = layout.heatmap
+    x = (left + (col + 0.5) * layout.cell) * layout.dpi
+    y_from_top = (layout.height - (bottom + height) + (row + 0.5) * layout.cell) * layout.dpi
+    return image[int(y_from_top), int(x), :3]
+
+
+@pytest.mark.parametrize("values", ["weights", "scores"])
+def test_non_finite_cells_are_grey(values: str, tmp_path: Path) -> None:
+    alignment = make_alignment(["a", "b", "c"], ["x", "y"])
+    alignment.weights[0, 0] = np.nan
+    alignment.weights[1, 2] = np.inf
+    alignment.scores[0, 0] = np.nan
+    alignment.scores[1, 2] = -np.inf
+    options = RenderOptions(values=values, dpi=72)
+    labels = ["a", "b", "c"], ["x", "y"]
+    with FigureRenderer(options) as renderer:
+        path = renderer.render(alignment, tmp_path / "odd.png")
+        layout = renderer.plan(view(alignment, options), *labels)
+    grey = np.array([0xD9, 0xD9, 0xD9]) / 255
+    np.testing.assert_allclose(cell_pixel(path, layout, 0, 0), grey, atol=1 / 255)
+    np.testing.assert_allclose(cell_pixel(path, layout, 1, 2), grey, atol=1 / 255)
+    assert not np.allclose(cell_pixel(path, layout, 0, 1), grey, atol=0.05)
+
+
+def test_non_finite_numbers_are_written(tmp_path: Path) -> None:
+    alignment = make_alignment(["a", "b", "c"], ["x", "y"])
+    alignment.weights[0, 0] = np.nan
+    alignment.weights[1, 2] = -np.inf
+    path = render_figure(alignment, tmp_path / "odd.svg", values=True)
+    text = path.read_text(encoding="utf-8")
+    assert "nan" in text and "\u2212inf" in text
+
+
+def test_control_characters_in_labels_and_title_are_drawn_visibly(tmp_path: Path) -> None:
+    alignment = make_alignment(["\x1b[31mred", "b"], ["x\u202ey", "</s>"])
+    path = render_figure(alignment, tmp_path / "odd.svg", title="t\x1b]0;x\x07")
+    text = path.read_text(encoding="utf-8")
+    for shown in ["\\x1b[31mred", "x\\u202ey", "t\\x1b]0;x\\x07"]:
+        assert shown in text
+    assert "\x1b" not in text and "\u202e" not in text
+
+
+def test_options_and_keywords_are_one_api(korean: Alignment, tmp_path: Path) -> None:
+    by_keywords = render_figure(korean, tmp_path / "a.png", scores=True, values=True, dpi=60)
+    options = RenderOptions(values="scores", numbers=True, dpi=60)
+    by_options = render_figure(korean, tmp_path / "b.png", options)
+    assert by_keywords.read_bytes() == by_options.read_bytes()
+    with pytest.raises(UsageError, match="not both"):
+        render_figure(korean, tmp_path / "c.png", options, dpi=60)
+    with pytest.raises(UsageError, match="unknown render option 'colour'"):
+        FigureRenderer(colour="red")
+    with pytest.raises(UsageError, match="scores must be True or False"):
+        FigureRenderer(scores="yes")
+    assert list(tmp_path.glob("c.png")) == []

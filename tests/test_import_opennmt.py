@@ -16,7 +16,7 @@ import torch
 
 from attnviz.checkpoint import build_model
 from attnviz.decoding import SearchRules, beam_decode, forced_decode, greedy_decode
-from attnviz.errors import CheckpointError
+from attnviz.errors import CheckpointError, MissingModelFile
 from attnviz.importers import find_importer, opennmt_py
 from attnviz.tokenizer import tokenizer_from_spec
 
@@ -44,9 +44,7 @@ class Imported:
             tgt_spm=FIXTURES / spm["tgt"] if spm else None,
         )
         self.model = build_model(self.checkpoint).to(dtype)
-        src_spec, tgt_spec = self.checkpoint.metadata["tokenizers"]
-        self.src = tokenizer_from_spec(src_spec)
-        self.tgt = tokenizer_from_spec(tgt_spec)
+        self.src, self.tgt = self.checkpoint.tokenizers()
         self.rules = SearchRules(**self.checkpoint.metadata["search"])
         self.reference = reference
         with np.load(path.with_suffix(".npz")) as arrays:
@@ -333,13 +331,13 @@ def test_missing_sentencepiece_model_names_the_file(tmp_path):
         src_subword_model=str(tmp_path / "gone" / "source.model"),
         tgt_subword_model=str(tmp_path / "gone" / "target.model"),
     )
-    with pytest.raises(opennmt_py.NeedsSentencePiece) as caught:
+    with pytest.raises(MissingModelFile) as caught:
         opennmt_py.load(path)
-    assert caught.value.side == "src"
+    assert caught.value.argument == "src_spm"
     assert str(tmp_path / "gone" / "source.model") in str(caught.value)
-    with pytest.raises(opennmt_py.NeedsSentencePiece) as caught:
+    with pytest.raises(MissingModelFile) as caught:
         opennmt_py.load(path, src_spm=FIXTURES / f"{SPM_MODEL}.src.spm.model")
-    assert caught.value.side == "tgt"
+    assert caught.value.argument == "tgt_spm"
 
 
 def test_sentencepiece_models_named_by_the_checkpoint_are_used(tmp_path):
@@ -350,7 +348,7 @@ def test_sentencepiece_models_named_by_the_checkpoint_are_used(tmp_path):
         tgt_subword_model=str(FIXTURES / f"{SPM_MODEL}.tgt.spm.model"),
     )
     checkpoint = opennmt_py.load(path)
-    source = tokenizer_from_spec(checkpoint.metadata["tokenizers"][0])
+    source = tokenizer_from_spec(checkpoint.src_tokenizer)
     assert source.kind == "sentencepiece_vocabulary"
     assert source.split("the cat sees a zebra .")[0].startswith("▁")
     files = checkpoint.metadata["origin"]["files"]

@@ -73,3 +73,25 @@ def test_bundled_model_batch_equals_alone(name, held_out):
                 alone = translator.translate(sentence, beam_size=beam)[0]
                 assert alone.tgt_tokens == alignment.tgt_tokens
                 assert np.abs(alone.weights - alignment.weights).max() <= tolerance
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_forced_decoding_of_own_output_reproduces_attention(name, held_out):
+    """Forcing a model's own translation (as text) gives back its tokens and attention."""
+    import numpy as np
+
+    from attnviz import load_model
+
+    translator = load_model(name)
+    sentences = [pair.english for pair in held_out]
+    free = translator.translate(sentences)
+    forced = translator.translate(sentences, refs=[a.translation for a in free])
+    assert len(free) == len(forced) == len(sentences)
+    for f, g in zip(free, forced, strict=True):
+        # output that hit the length limit has no </s>; forcing it appends one more row
+        ended = f.tgt_tokens[-1] == "</s>"
+        assert g.tgt_tokens == (f.tgt_tokens if ended else [*f.tgt_tokens, "</s>"])
+        rows = len(f.tgt_tokens)
+        assert np.abs(g.weights[:rows] - f.weights).max() <= 1e-6
+        assert np.abs(g.scores[:rows] - f.scores).max() <= 1e-4
+        assert np.abs(g.token_logprobs[:rows] - f.token_logprobs).max() <= 1e-4

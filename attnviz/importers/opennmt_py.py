@@ -40,7 +40,7 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from attnviz.errors import AttnvizError, CheckpointError
+from attnviz.errors import AttnvizError, CheckpointError, MissingModelFile
 
 if TYPE_CHECKING:
     from attnviz.checkpoint import Checkpoint
@@ -70,14 +70,6 @@ _STRING_OPCODES = {
     "BINSTRING",
     "STRING",
 }
-
-
-class NeedsSentencePiece(CheckpointError):
-    """The model names a SentencePiece model that is not there; ``side`` is src or tgt."""
-
-    def __init__(self, message: str, side: str) -> None:
-        super().__init__(message)
-        self.side = side
 
 
 # -- detection --------------------------------------------------------------------------------
@@ -156,7 +148,7 @@ def load(
     src_tokenizer, tgt_tokenizer, files, token_lines = _tokenizers(
         path, opt, vocab, src_spm, tgt_spm
     )
-    files = {path.name: _sha256(path.read_bytes()), **files}
+    files = {path.name: _sha256_file(path), **files}
     metadata = {
         "origin": {
             "toolkit": TOOLKIT,
@@ -172,35 +164,27 @@ def load(
 def _checkpoint(config, state_dict, src_tokenizer, tgt_tokenizer, metadata, path) -> Checkpoint:
     from attnviz.checkpoint import Checkpoint
 
-    metadata = {**metadata, "tokenizers": [src_tokenizer, tgt_tokenizer]}
-    return Checkpoint(config, state_dict, b"", b"", metadata, path)
+    return Checkpoint(config, state_dict, src_tokenizer, tgt_tokenizer, metadata, path)
 
 
 def _read(path: Path) -> Any:
+    """The checkpoint's content, with exactly one class allowed beyond plain data."""
     import argparse
-    import pickle
 
-    import torch
-
-    from attnviz.checkpoint import _first_line, _unsafe_global
+    from attnviz.checkpoint import RefusedObject, read_payload
 
     try:
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        unsafe = _unsafe_global(str(err)) or "an unknown class"
-        if unsafe.startswith(("torchtext", "onmt")):
+        return read_payload(path, allowed=(argparse.Namespace,))[0]
+    except RefusedObject as err:
+        if err.name.startswith(("torchtext.", "onmt.")):
             raise CheckpointError(
                 f"{path}: an OpenNMT-py 1.x/2.x checkpoint: its vocabulary is pickled "
-                f"{unsafe.split('.')[0]} objects, which cannot be read without running code; "
+                f"{err.name.split('.')[0]} objects, which cannot be read without running code; "
                 "convert it with OpenNMT-py 3.x's tools/convertv2_v3.py and load the result"
             ) from err
         raise CheckpointError(
-            f"{path}: refused to load: it holds a Python object ({unsafe}) beyond plain data "
-            "and the options, which could run code"
+            str(err).replace("it is not an attnviz checkpoint", "not an OpenNMT-py checkpoint")
         ) from err
-    except Exception as err:
-        raise CheckpointError(f"{path}: cannot read it ({_first_line(err)})") from err
 
 
 def _options(path: Path, payload: Any) -> dict[str, Any]:
@@ -415,8 +399,11 @@ def _state_dict(path: Path, payload: dict[str, Any], config) -> dict[str, Any]:
     def move(source: str, target: str, transform=None) -> None:
         if source not in given:
             raise CheckpointError(f"{path}: lacks the weight {source}")
-        value = given.pop(source).float()
-        out[target] = transform(value) if transform is not None else value
+        value = given.pop(source)
+        if not value.dtype.is_floating_point:
+            raise CheckpointError(f"{path}: weight {source} is not floating point")
+        value = value.to(torch.float32, copy=True)  # off the memory-mapped file
+        out[target] = transform(value).contiguous() if transform is not None else value
 
     move("encoder.embeddings.make_embedding.emb_luts.0.weight", "encoder.embedding.weight")
     move("decoder.embeddings.make_embedding.emb_luts.0.weight", "decoder.embedding.weight")
@@ -495,7 +482,7 @@ def _tokenizers(path: Path, opt: dict[str, Any], vocab, src_spm, tgt_spm):
 
 def _sentencepiece_model(path: Path, opt: dict[str, Any], side: str, given) -> tuple[str, bytes]:
     from attnviz.errors import TokenizerError
-    from attnviz.tokenizer import Tokenizer
+    from attnviz.tokenizer import SentencePieceTokenizer
 
     which = "source" if side == "src" else "target"
     if isinstance(given, bytes | bytearray):
@@ -503,14 +490,14 @@ def _sentencepiece_model(path: Path, opt: dict[str, Any], side: str, given) -> t
     else:
         named = given if given is not None else opt.get(f"{side}_subword_model")
         if not named or not Path(str(named)).is_file():
-            raise NeedsSentencePiece(
+            raise MissingModelFile(
                 f"{path}: the model was trained on pieces of the {which} SentencePiece model "
                 f"{str(named or '(not named)')[:200]}, which is not there",
-                side,
+                f"{side}_spm",
             )
         name, model = Path(str(named)).name, Path(str(named)).read_bytes()
     try:
-        Tokenizer(model)
+        SentencePieceTokenizer(model)
     except TokenizerError as err:
         raise CheckpointError(f"{path}: {which} SentencePiece model {name}: {err}") from err
     return name, model
@@ -525,3 +512,11 @@ def _search_line() -> str:
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

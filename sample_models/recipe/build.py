@@ -4,9 +4,9 @@
 
 Steps: generate the corpus (train seed 1, validation seed 2, held-out test seed 3 with no
 English sentence shared with training), train enko-additive, enko-dot and enko-general with
-`attnviz train`, evaluate each on the held-out pairs (exact match, chrF, AER) and write
-sample_models/results.json. Every step is an ordinary command you can also run by hand;
-this script prints each one before running it.
+`attnviz train --force` (replacing the bundled files), evaluate each on the held-out pairs
+(exact match, chrF, AER) and write sample_models/results.json. Every step is an ordinary
+command you can also run by hand; this script prints each one before running it.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def main() -> int:
     for name in args.only or MODELS:
         out = SAMPLES / f"{name}.pt"
         seconds[name] = run(
-            ["attnviz", "train", str(train), "--valid", str(valid), "--out", str(out)]
+            ["attnviz", "train", str(train), "--valid", str(valid), "--out", str(out), "--force"]
             + COMMON
             + MODELS[name]
         )

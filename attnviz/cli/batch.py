@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
-from attnviz.cli_common import (
+from attnviz.cli.app import app
+from attnviz.cli.common import (
     BatchSizeOption,
     BeamOption,
     DeviceOption,
@@ -18,14 +18,17 @@ from attnviz.cli_common import (
     PrecisionOption,
     RefOption,
     ScoresOption,
+    SrcSpmOption,
     TextArgument,
+    TgtSpmOption,
     ValuesOption,
     WordsOption,
     check_refs,
+    decode_options,
     errors,
     load_translator,
+    safe_text,
     sentences_from,
-    split_lines,
     stderr_console,
 )
 from attnviz.errors import InputError, UsageError
@@ -38,68 +41,23 @@ def _numbered(out: Path, number: int, total: int) -> Path:
     return out.with_name(f"{out.stem}-{number:0{width}d}{out.suffix}")
 
 
-def _read_records(source: str) -> list[dict]:
-    import json
-
-    if source == "-":
-        if sys.stdin is None or sys.stdin.isatty():
-            raise UsageError("--from - reads alignments from stdin, but nothing is piped in")
-        data = sys.stdin.buffer.read()
-        name = "stdin"
-    else:
-        path = Path(source)
-        if path.is_dir():
-            raise InputError(f"{path}: is a folder, not an alignment file")
-        if not path.is_file():
-            raise InputError(f"{path}: no such file")
-        data = path.read_bytes()
-        name = str(path)
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise InputError(f"{name}: not UTF-8 text (bad byte at offset {err.start})") from err
-    records = []
-    for number, line in enumerate(split_lines(text), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise InputError(f"{name}:{number}: not a JSON alignment record ({err.msg})") from err
-        if not isinstance(record, dict):
-            raise InputError(f"{name}:{number}: not a JSON alignment record")
-        records.append(record)
-    if not records:
-        raise InputError(f"{name}: no alignment records")
-    return records
-
-
 def _alignments_from(source: str, index: int | None, words: bool) -> list:
-    from attnviz.alignment import Alignment
+    from attnviz.export import read_jsonl
 
-    records = _read_records(source)
+    if source == "-" and (sys.stdin is None or sys.stdin.isatty()):
+        raise UsageError("--from - reads alignments from stdin, but nothing is piped in")
+    groups = list(read_jsonl(source))
     if index is not None:
-        if not 0 <= index < len(records):
-            raise UsageError(f"--index {index} is out of range: {len(records)} records (0-based)")
-        records = [records[index]]
-    alignments = []
-    for record in records:
-        if "error" in record:
-            if index is not None:
-                raise InputError(f"record {index} holds no alignment: {record['error']}")
-            continue
-        others = record.get("nbest", [])
-        if not isinstance(others, list) or not all(isinstance(o, dict) for o in others):
-            raise InputError("bad alignment record: 'nbest' must be a list of records")
-        for item in [record, *others]:
-            try:
-                alignment = Alignment.from_dict(item)
-            except (ValueError, TypeError) as err:
-                raise InputError(f"bad alignment record: {err}") from err
-            alignments.append(alignment.to_words() if words else alignment)
-    return alignments
+        if not 0 <= index < len(groups):
+            raise UsageError(f"--index {index} is out of range: {len(groups)} records (0-based)")
+        if groups[index].error is not None:
+            raise InputError(f"record {index} holds no alignment: {groups[index].error}")
+        groups = [groups[index]]
+    alignments = [a for group in groups for a in group.alignments]
+    return [a.to_words() for a in alignments] if words else alignments
 
 
+@app.command()
 def heatmap(
     text: TextArgument = None,
     out: Annotated[
@@ -129,12 +87,18 @@ def heatmap(
     font: Annotated[
         str | None, typer.Option("--font", help="Font family name or .ttf/.otf file.")
     ] = None,
+    src_spm: SrcSpmOption = None,
+    tgt_spm: TgtSpmOption = None,
 ) -> None:
     """Draw attention heatmaps to PNG, SVG or PDF files."""
     with errors():
         from attnviz.render.figure import FigureRenderer, figure_format
+        from attnviz.render.values import render_options
 
         figure_format(out)  # fail on a bad suffix before any work
+        look = render_options(
+            values=values, scores=scores, cmap=cmap, dpi=dpi, title=title, font=font
+        )
         if not out.parent.exists():
             raise UsageError(f"{out.parent}: folder does not exist")
         if from_file is not None:
@@ -146,7 +110,7 @@ def heatmap(
                 raise UsageError("--index works only with --from")
             sentences = sentences_from(text)
             check_refs(ref, sentences)
-            translator = load_translator(model, device, precision)
+            translator = load_translator(model, device, precision, src_spm, tgt_spm)
             alignments = translator.translate(
                 sentences, beam_size=beam, nbest=nbest, refs=ref, words=words
             )
@@ -154,14 +118,13 @@ def heatmap(
         if not drawable:
             raise InputError("nothing to draw: every alignment is empty")
         console = stderr_console()
-        with FigureRenderer(
-            values=values, scores=scores, cmap=cmap, dpi=dpi, title=title, font=font
-        ) as renderer:
+        with FigureRenderer(look) as renderer:
             for number, alignment in enumerate(drawable, start=1):
                 path = renderer.render(alignment, _numbered(out, number, len(drawable)))
-                console.print(f"wrote {escape(str(path))}")
+                console.print(safe_text(f"wrote {path}"))
 
 
+@app.command()
 def export(
     input_file: Annotated[
         Path,
@@ -199,38 +162,29 @@ def export(
     strict: Annotated[
         bool, typer.Option("--strict", help="Stop at the first line that cannot be handled.")
     ] = False,
+    src_spm: SrcSpmOption = None,
+    tgt_spm: TgtSpmOption = None,
 ) -> None:
     """Export the alignments of a whole file: JSONL, Pharaoh, NPZ and figures."""
     with errors():
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
+        from attnviz.cli.progress import ExportBar
         from attnviz.export import Exporter, ExportOptions
+        from attnviz.export.source import check_input
 
         options = ExportOptions(
+            decode=decode_options(beam=beam, nbest=nbest, words=words, batch_size=batch_size),
             refs=refs,
-            words=words,
             npz=npz,
             figures=figures,
-            beam=beam,
-            nbest=nbest,
-            batch_size=batch_size,
             chunk_lines=chunk_lines,
             strict=strict,
             workers=workers,
             dpi=dpi,
         )
-        if input_file.is_dir():
-            raise InputError(f"{input_file}: is a folder, not a text file")
-        if not input_file.is_file():
-            raise InputError(f"{input_file}: no such file")
-        translator = load_translator(model, device, precision)
+        if resume and overwrite:
+            raise UsageError("--resume and --overwrite exclude each other")
+        check_input(input_file)  # before the model loads
+        translator = load_translator(model, device, precision, src_spm, tgt_spm)
         console = stderr_console()
         exporter = Exporter(
             translator,
@@ -239,31 +193,20 @@ def export(
             options,
             resume=resume,
             overwrite=overwrite,
-            on_warning=lambda message: console.print(f"[yellow]warning:[/] {escape(message)}"),
+            on_warning=lambda message: console.print(safe_text(message, "warning:", "yellow")),
         )
-        exporter.start()  # folder and input problems show before the progress bar
-        bar = Progress(
-            TextColumn("[bold]export"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]} sent/s"),
-            TimeElapsedColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
-            console=console,
-            transient=True,
-        )
-        with bar:
-            task = bar.add_task("export", total=None, rate="0.0")
-
-            def progress(report) -> None:
-                rate = report.done / max(report.elapsed, 1e-9)
-                bar.update(task, total=report.total, completed=report.done, rate=f"{rate:.1f}")
-
-            exporter.on_progress = progress
-            stats = exporter.run()
+        with exporter:
+            exporter.start()  # folder and input problems show before the progress bar
+            if exporter.already_complete:
+                console.print(safe_text(f"{out}: this export is already complete; nothing to do"))
+                return
+            with ExportBar(console) as bar:
+                exporter.on_progress = bar.update
+                stats = exporter.run()
         console.print(
-            f"exported {stats.records} sentences ({stats.empty} empty, {stats.failed} failed"
-            f"{', ' + str(stats.figures) + ' figures' if figures else ''}) in "
-            f"{stats.seconds:.1f}s to {escape(str(out))}"
+            safe_text(
+                f"exported {stats.records} sentences ({stats.empty} empty, {stats.failed} failed"
+                f"{', ' + str(stats.figures) + ' figures' if figures else ''}) in "
+                f"{stats.seconds:.1f}s to {out}"
+            )
         )

@@ -6,19 +6,34 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from attnviz.errors import AttnvizError, InputError, UsageError
+from attnviz.errors import AttnvizError, InputError, MissingModelFile, UsageError
 
 ModelOption = Annotated[
     str | None,
     typer.Option(
         "--model",
         "-m",
-        help="Checkpoint path or bundled model name (see `attnviz models`). "
-        "Default: enko-additive.",
+        help="Checkpoint path or bundled model name (see `attnviz models`), or an OpenNMT-py "
+        "model. Default: enko-additive.",
+    ),
+]
+SrcSpmOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--src-spm",
+        help="Source SentencePiece model of a foreign model that names one it does not hold.",
+    ),
+]
+TgtSpmOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--tgt-spm",
+        help="Target SentencePiece model of a foreign model that names one it does not hold.",
     ),
 ]
 DeviceOption = Annotated[
@@ -71,19 +86,29 @@ def stdout_console():
             os.dup2(devnull, sys.stdout.fileno())
             raise typer.Exit(0)
 
-    return _PipeConsole(highlight=False)
+    return _PipeConsole(highlight=False, emoji=False)
 
 
 def stderr_console():
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    return Console(stderr=True, highlight=False, emoji=False, soft_wrap=True)
+
+
+def safe_text(text: object, label: str = "", style: str = ""):
+    """A console line of untrusted ``text`` after an optional styled ``label``: control
+    characters made visible, nothing read as markup or emoji codes."""
+    from rich.text import Text
+
+    from attnviz.text import visible
+
+    line = Text.assemble((label, style), " ") if label else Text()
+    line.append(visible(text))
+    return line
 
 
 def fail(message: str, code: int = 1) -> None:
-    from rich.markup import escape
-
-    stderr_console().print(f"[bold red]attnviz: error:[/] {escape(message)}")
+    stderr_console().print(safe_text(message, "attnviz: error:", "bold red"))
     raise typer.Exit(code)
 
 
@@ -128,10 +153,48 @@ def sentences_from(text: list[str] | None) -> list[str]:
     return list(text)  # text that is not valid UTF-8 is refused by the translator
 
 
-def load_translator(model: str | None, device: str, precision: str = "auto"):
+def decode_options(**values):
+    """A DecodeOptions from CLI values; its errors name the library's fields, mapped to flags."""
+    from attnviz.options import DecodeOptions
+
+    return DecodeOptions(**values)
+
+
+def load_translator(
+    model: str | None,
+    device: str,
+    precision: str = "auto",
+    src_spm: Path | None = None,
+    tgt_spm: Path | None = None,
+):
     from attnviz.translator import load_model
 
-    return load_model(model, device=device, precision=precision)
+    with flag_names():
+        return load_model(
+            model, device=device, precision=precision, src_spm=src_spm, tgt_spm=tgt_spm
+        )
+
+
+def load_any_model(model: str | None, src_spm: Path | None = None, tgt_spm: Path | None = None):
+    """The checkpoint of ``model`` (attnviz's own or a recognised foreign one), on the CPU."""
+    from attnviz.importers import load_any
+    from attnviz.samples import resolve_model_path
+
+    with flag_names():
+        return load_any(resolve_model_path(model), src_spm=src_spm, tgt_spm=tgt_spm)
+
+
+@contextlib.contextmanager
+def flag_names() -> Iterator[None]:
+    """Library errors that name an argument of load_model, told with the CLI's flag."""
+    try:
+        yield
+    except MissingModelFile as err:
+        flag = "--" + err.argument.replace("_", "-")
+        raise MissingModelFile(f"{err}; give it with {flag}", err.argument) from err
+    except UsageError as err:
+        message = str(err).replace("src_spm and tgt_spm", "--src-spm and --tgt-spm")
+        raise UsageError(message) from err
 
 
 def check_refs(refs: list[str] | None, sentences: list[str]) -> None:

@@ -1,0 +1,471 @@
+"""Export formats: one small writer class per format, with its reader beside it.
+
+The exporter drives every selected format through the same steps:
+
+- ``open(offset)``: start, or continue an interrupted run after ``offset``, the size the
+  format last committed (the journal keeps ``{format: committed size}``);
+- ``write(group)``: add the result of one input line (a :class:`SentenceGroup`);
+- ``commit()``: make everything written so far durable and return the committed size;
+- ``finish()``: give the result its final name and return it;
+- ``close()``: release files and processes (also after an error).
+
+Adding a format is one class here, listed in :data:`FORMATS` and selected by an
+:class:`~attnviz.export.options.ExportOptions` field named by its ``option``, plus a round-trip
+test: what its reader gives back equals what was written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import struct
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from io import BytesIO
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from attnviz.alignment import Alignment
+from attnviz.errors import InputError, OutputError
+from attnviz.export.folder import OutputFolder, PartialFile
+
+if TYPE_CHECKING:
+    from attnviz.export.figures import FigurePool
+    from attnviz.export.options import ExportOptions
+
+#: Longest JSONL record read back (an n-best record of long sentences is a few MB).
+JSONL_MAX_LINE_BYTES = 64 << 20
+
+
+@dataclass(frozen=True)
+class SentenceGroup:
+    """The result of one input line: its hypotheses, best first, or why it failed.
+
+    ``index`` is the 0-based line number. A failed line has no alignments and an ``error``.
+    """
+
+    index: int
+    source: str
+    alignments: tuple[Alignment, ...] = ()
+    error: str | None = None
+
+    @property
+    def best(self) -> Alignment | None:
+        return self.alignments[0] if self.alignments else None
+
+    def keyed(self, nbest: int) -> list[tuple[str, Alignment]]:
+        """Each hypothesis with its key: ``"<index>"``, or ``"<index>-<rank>"`` with n-best."""
+        return [
+            (str(self.index) if nbest == 1 else f"{self.index}-{alignment.rank}", alignment)
+            for alignment in self.alignments
+        ]
+
+
+class Format:
+    """One output format (see the module docstring for the protocol)."""
+
+    #: registry key, and the key of the format's committed size in the journal
+    name: ClassVar[str]
+    #: the entry it creates in the output folder (a file, or a folder of figures)
+    filename: ClassVar[str]
+    #: the ExportOptions field that selects it; None: always written
+    option: ClassVar[str | None] = None
+
+    def __init__(self, folder: OutputFolder, options: ExportOptions) -> None:
+        self.folder = folder
+        self.options = options
+
+    @classmethod
+    def selected(cls, options: ExportOptions) -> bool:
+        return cls.option is None or bool(getattr(options, cls.option))
+
+    @classmethod
+    def entries(cls) -> tuple[str, ...]:
+        """Every name it may leave in the folder, final or unfinished."""
+        return (cls.filename,)
+
+    @classmethod
+    def check_previous(cls, folder: OutputFolder, name: str) -> Callable[[], None]:
+        """Check that the entry ``name`` left by an earlier export is what this format writes
+        (refused otherwise, naming it); return what removes it."""
+        folder.regular(name)
+        return lambda: folder.remove(name)
+
+    def reclaim(self) -> None:
+        """Take back the final name from a run that died while finishing."""
+
+    def open(self, offset: int) -> None:
+        raise NotImplementedError
+
+    def write(self, group: SentenceGroup) -> None:
+        raise NotImplementedError
+
+    def commit(self) -> int:
+        raise NotImplementedError
+
+    def finish(self) -> str:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what :meth:`open` took; safe to call more than once."""
+
+
+class AppendedFile(Format):
+    """A format written as one file, appended to under ``<filename>.partial`` until finished."""
+
+    def __init__(self, folder: OutputFolder, options: ExportOptions) -> None:
+        super().__init__(folder, options)
+        self._file: PartialFile | None = None
+        self._pending = bytearray()
+
+    @classmethod
+    def partial_name(cls) -> str:
+        return f"{cls.filename}.partial"
+
+    @classmethod
+    def entries(cls) -> tuple[str, ...]:
+        return (cls.filename, cls.partial_name())
+
+    def reclaim(self) -> None:
+        self.folder.reclaim(self.filename, self.partial_name())
+
+    def open(self, offset: int) -> None:
+        self._file = self.folder.open_partial(self.partial_name(), offset)
+
+    def write(self, group: SentenceGroup) -> None:
+        self._pending += self.encode(group)
+
+    def encode(self, group: SentenceGroup) -> bytes:
+        """The bytes one group adds to the file."""
+        raise NotImplementedError
+
+    @property
+    def end(self) -> int:
+        """Where the next byte written will be: committed size plus what is pending."""
+        return self._opened().size + len(self._pending)
+
+    def commit(self) -> int:
+        size = self._opened().append(bytes(self._pending))
+        self._pending.clear()
+        return size
+
+    def finish(self) -> str:
+        self.close()
+        self.folder.publish(self.partial_name(), self.filename)
+        return self.filename
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def _opened(self) -> PartialFile:
+        if self._file is None:
+            raise OutputError(f"{self.folder / self.partial_name()}: not open")
+        return self._file
+
+
+# -- JSONL ------------------------------------------------------------------------------------
+
+
+class JsonlFormat(AppendedFile):
+    """``alignments.jsonl``: one object per input line, the ``translate --json`` keys plus
+    ``id``; other hypotheses under ``nbest``; a failed line as ``id``, ``source``, ``error``."""
+
+    name = "jsonl"
+    filename = "alignments.jsonl"
+
+    def encode(self, group: SentenceGroup) -> bytes:
+        return (json.dumps(record(group), ensure_ascii=False, allow_nan=False) + "\n").encode()
+
+
+def record(group: SentenceGroup) -> dict[str, Any]:
+    """The JSONL record of a group."""
+    if group.error is not None or group.best is None:
+        return {"id": group.index, "source": group.source, "error": group.error or ""}
+    result = {"id": group.index, **group.best.to_dict()}
+    if len(group.alignments) > 1:
+        result["nbest"] = [alignment.to_dict() for alignment in group.alignments[1:]]
+    return result
+
+
+def read_jsonl(source: str | os.PathLike[str]) -> Iterator[SentenceGroup]:
+    """The groups of a JSONL file, or of stdin (``-``): export's records, or those of
+    ``translate --json`` (one hypothesis per line; a record without ``id`` is numbered by its
+    position). Blank lines are skipped. Errors name the file and line."""
+    from attnviz import io
+
+    if str(source) != io.STDIN:
+        io.check_input_file(Path(source), "text file of alignment records")
+    name = "stdin" if str(source) == io.STDIN else str(source)
+    count = 0
+    lines = io.iter_lines(source, max_bytes=JSONL_MAX_LINE_BYTES)
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        yield _group_from_line(line, f"{name}:{number}", count)
+        count += 1
+    if not count:
+        raise InputError(f"{name}: no alignment records")
+
+
+def _group_from_line(line: str, where: str, position: int) -> SentenceGroup:
+    try:
+        value = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise InputError(f"{where}: not a JSON alignment record ({err.msg})") from err
+    except RecursionError:
+        raise InputError(f"{where}: not a JSON alignment record (nested too deeply)") from None
+    if not isinstance(value, dict):
+        raise InputError(f"{where}: not a JSON alignment record")
+    index = value.pop("id", position)
+    if isinstance(index, bool) or not isinstance(index, int):
+        raise InputError(f"{where}: bad alignment record: 'id' must be a whole number")
+    if "error" in value:
+        return SentenceGroup(index, str(value.get("source", "")), error=str(value["error"]))
+    others = value.pop("nbest", [])
+    if not isinstance(others, list) or not all(isinstance(item, dict) for item in others):
+        raise InputError(f"{where}: bad alignment record: 'nbest' must be a list of records")
+    try:
+        alignments = tuple(Alignment.from_dict(item) for item in [value, *others])
+    except (ValueError, TypeError) as err:
+        raise InputError(f"{where}: bad alignment record: {err}") from err
+    return SentenceGroup(index, alignments[0].source, alignments)
+
+
+# -- Pharaoh ----------------------------------------------------------------------------------
+
+
+class PharaohFormat(AppendedFile):
+    """``alignments.pharaoh``: the best hypothesis's hard links ``i-j`` per input line; an
+    empty line for an empty or failed input."""
+
+    name = "pharaoh"
+    filename = "alignments.pharaoh"
+
+    def encode(self, group: SentenceGroup) -> bytes:
+        best = group.best
+        return ((best.pharaoh() if best is not None else "") + "\n").encode()
+
+
+def read_pharaoh(path: str | os.PathLike[str]) -> Iterator[list[tuple[int, int]]]:
+    """The links of each line of a Pharaoh file, as (source index, target index) pairs."""
+    from attnviz import io
+
+    for number, line in enumerate(io.iter_lines(path), start=1):
+        links = []
+        for pair in line.split():
+            match = re.fullmatch(r"(\d+)-(\d+)", pair)
+            if match is None:
+                raise InputError(f"{path}:{number}: {pair!r} is not a link 'i-j'")
+            links.append((int(match.group(1)), int(match.group(2))))
+        yield links
+
+
+# -- NPZ --------------------------------------------------------------------------------------
+
+# An NPZ is a ZIP archive of .npy files. It is written as a stream of stored (uncompressed)
+# entries, so that it can be appended to and cut back to a commit like the other files; the
+# central directory that ends the archive is added when the export finishes, and rebuilt from
+# the local headers when an interrupted run resumes.
+_LOCAL = struct.Struct("<4s2B4HL2L2H")
+_CENTRAL = struct.Struct("<4s4B4HL2L5H2L")
+_END = struct.Struct("<4s4H2LH")
+_END64 = struct.Struct("<4sQ2H2L4Q")
+_LOCATOR64 = struct.Struct("<4sLQL")
+_ZIP64_LIMIT = (1 << 31) - 1  # beyond this, offsets and sizes need ZIP64 records
+_DOS_DATE = (0, 0x21)  # 1980-01-01 00:00: fixed so that the bytes do not depend on the clock
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buffer = BytesIO()
+    np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    return buffer.getvalue()
+
+
+class NpzFormat(AppendedFile):
+    """``attention.npz``: the weights of line ``id`` under ``"<id>"`` (``"<id>-<rank>"`` with
+    n-best); ``numpy.load`` reads it."""
+
+    name = "npz"
+    filename = "attention.npz"
+    option = "npz"
+
+    def __init__(self, folder: OutputFolder, options: ExportOptions) -> None:
+        super().__init__(folder, options)
+        self._entries: list[tuple[bytes, int, int, int]] = []  # name, crc, size, offset
+
+    def open(self, offset: int) -> None:
+        super().open(offset)
+        self._entries = self._scan(offset)
+
+    def encode(self, group: SentenceGroup) -> bytes:
+        chunk = bytearray()
+        for key, alignment in group.keyed(self.options.decode.nbest):
+            name, data = f"{key}.npy".encode(), _npy_bytes(alignment.weights)
+            if len(data) > _ZIP64_LIMIT:
+                raise OutputError(f"{self.folder / self.filename}: array {key} is over 2 GiB")
+            crc = zlib.crc32(data)
+            offset = self.end + len(chunk)
+            time, date = _DOS_DATE
+            chunk += _LOCAL.pack(
+                b"PK\x03\x04", 20, 0, 0, 0, time, date, crc, len(data), len(data), len(name), 0
+            )
+            chunk += name + data
+            self._entries.append((name, crc, len(data), offset))
+        return bytes(chunk)
+
+    def finish(self) -> str:
+        self._opened().append(self._central_directory())
+        return super().finish()
+
+    def _central_directory(self) -> bytes:
+        start = self.end
+        out = bytearray()
+        for name, crc, size, offset in self._entries:
+            extra = b""
+            if offset > _ZIP64_LIMIT:
+                extra = struct.pack("<HHQ", 1, 8, offset)
+            version = 45 if extra else 20
+            time, date = _DOS_DATE
+            out += _CENTRAL.pack(
+                b"PK\x01\x02", version, 3, version, 0, 0, 0, time, date, crc, size, size,
+                len(name), len(extra), 0, 0, 0, 0, min(offset, 0xFFFFFFFF),
+            )  # fmt: skip
+            out += name + extra
+        count, size = len(self._entries), len(out)
+        if count >= 0xFFFF or start > _ZIP64_LIMIT or size > _ZIP64_LIMIT:
+            end64 = start + size
+            out += _END64.pack(b"PK\x06\x06", 44, 45, 45, 0, 0, count, count, size, start)
+            out += _LOCATOR64.pack(b"PK\x06\x07", 0, end64, 1)
+        out += _END.pack(
+            b"PK\x05\x06", 0, 0, min(count, 0xFFFF), min(count, 0xFFFF),
+            min(size, 0xFFFFFFFF), min(start, 0xFFFFFFFF), 0,
+        )  # fmt: skip
+        return bytes(out)
+
+    def _scan(self, end: int) -> list[tuple[bytes, int, int, int]]:
+        """The entries of the first ``end`` bytes of the partial file, from their headers."""
+        entries, offset = [], 0
+        file = self._opened()
+        while offset < end:
+            header = file.read_at(offset, _LOCAL.size)
+            fields = _LOCAL.unpack(header) if len(header) == _LOCAL.size else None
+            if fields is None or fields[0] != b"PK\x03\x04":
+                raise OutputError(
+                    f"{file.path}: damaged at byte {offset:,}; start again with --overwrite"
+                )
+            crc, size, name_length, extra_length = fields[7], fields[8], fields[10], fields[11]
+            name = file.read_at(offset + _LOCAL.size, name_length)
+            entries.append((name, crc, size, offset))
+            offset += _LOCAL.size + name_length + extra_length + size
+        if offset != end:
+            raise OutputError(f"{file.path}: damaged at its end; start again with --overwrite")
+        return entries
+
+
+def read_npz(path: str | os.PathLike[str]) -> Iterator[tuple[str, np.ndarray]]:
+    """The (key, weights) pairs of an NPZ file, in the order they were written."""
+    import zipfile
+
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            for key in arrays.files:
+                yield key, arrays[key]
+    except (OSError, ValueError, zipfile.BadZipFile) as err:
+        raise InputError(f"{path}: not an NPZ file of attention weights ({err})") from err
+
+
+# -- figures ----------------------------------------------------------------------------------
+
+#: The figure files of an export folder, and the temporary files of a figure being written.
+FIGURE_NAME = re.compile(r"(\d+(?:-\d+)?)\.(png|svg)")
+_FIGURE_TEMPORARY = re.compile(r"\.\d+(?:-\d+)?\.(?:png|svg)\.[0-9]+-[0-9a-f]+\.tmp")
+OWNED_FIGURE_FILE = re.compile(f"{FIGURE_NAME.pattern}|{_FIGURE_TEMPORARY.pattern}")
+
+
+class FigureFormat(Format):
+    """``figures/<key>.png|svg``: one figure per hypothesis of a non-empty line, drawn in
+    worker processes into a folder the export creates; the committed size is the number of
+    figures written."""
+
+    name = "figures"
+    filename = "figures"
+    option = "figures"
+
+    def __init__(self, folder: OutputFolder, options: ExportOptions) -> None:
+        super().__init__(folder, options)
+        self._pool: FigurePool | None = None
+        self._identity: tuple[int, int] | None = None
+        self._count = 0
+
+    @classmethod
+    def check_previous(cls, folder: OutputFolder, name: str) -> Callable[[], None]:
+        entries = folder.check_folder_files(name, OWNED_FIGURE_FILE)
+        return lambda: folder.remove_folder(name, entries)
+
+    def open(self, offset: int) -> None:
+        from attnviz.export.figures import FigurePool
+
+        if offset == 0 and self.folder.lstat(self.filename) is None:
+            self._identity = self.folder.make_folder(self.filename)
+        else:
+            self._identity = self.folder.check_folder(self.filename)
+        self._count = offset
+        self._pool = FigurePool(self.options)
+
+    def write(self, group: SentenceGroup) -> None:
+        best = group.best
+        if self._pool is None or best is None or not (best.shape[0] and best.shape[1]):
+            return
+        for key, alignment in group.keyed(self.options.decode.nbest):
+            path = self.folder / self.filename / f"{key}.{self.options.figures}"
+            self._pool.submit(alignment, path)
+            self._count += 1
+
+    def commit(self) -> int:
+        if self._pool is not None:
+            self._pool.wait()
+        # the figures went into the folder created at the start, not into a substitute
+        if self.folder.check_folder(self.filename) != self._identity:
+            raise OutputError(f"{self.folder / self.filename}: replaced during the export")
+        return self._count
+
+    def finish(self) -> str:
+        self.commit()
+        self.close()
+        return self.filename
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+
+def read_figures(folder: str | os.PathLike[str]) -> dict[str, Path]:
+    """The figure files of an export's ``figures`` folder, by key (``"<id>"`` or
+    ``"<id>-<rank>"``)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder}: not a folder of figures")
+    found = {}
+    for path in sorted(folder.iterdir()):
+        match = FIGURE_NAME.fullmatch(path.name)
+        if match is not None and path.is_file():
+            found[match.group(1)] = path
+    return found
+
+
+#: Every format, in the order they are written and finished; the key is the format's name.
+FORMATS: dict[str, type[Format]] = {
+    fmt.name: fmt for fmt in (JsonlFormat, PharaohFormat, NpzFormat, FigureFormat)
+}
+
+
+def selected_formats(options: ExportOptions) -> list[type[Format]]:
+    """The formats an export with ``options`` writes."""
+    return [fmt for fmt in FORMATS.values() if fmt.selected(options)]

@@ -1,0 +1,74 @@
+"""What an export writes and how: :class:`ExportOptions`, validated once in its constructor."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from attnviz.errors import UsageError
+from attnviz.options import MAX_DPI, MIN_DPI, DecodeOptions
+
+FIGURE_FORMATS = ("png", "svg")
+#: Most figure worker processes accepted.
+MAX_WORKERS = 64
+#: Most lines committed together.
+MAX_CHUNK_LINES = 1_000_000
+
+
+def _check_int(name: str, value: Any, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UsageError(f"{name} must be a whole number, not {value!r}")
+    if not low <= value <= high:
+        raise UsageError(f"{name} must be between {low} and {high}, not {value}")
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """How a file is exported.
+
+    ``decode``: how sentences are decoded; ``refs``: lines are ``source<TAB>reference`` and
+    the references are forced; ``npz`` / ``figures`` (``"png"``, ``"svg"`` or None): the
+    optional formats; ``chunk_lines``: lines committed together (the resume granularity);
+    ``strict``: stop at the first line that cannot be handled; ``workers``: processes drawing
+    figures; ``dpi``: resolution of PNG figures.
+    """
+
+    decode: DecodeOptions = field(default_factory=DecodeOptions)
+    refs: bool = False
+    npz: bool = False
+    figures: str | None = None
+    chunk_lines: int = 256
+    strict: bool = False
+    workers: int = 2
+    dpi: int = 100
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.decode, DecodeOptions):
+            raise UsageError(f"decode must be DecodeOptions, not {type(self.decode).__name__}")
+        for name in ("refs", "npz", "strict"):
+            if not isinstance(getattr(self, name), bool):
+                raise UsageError(f"{name} must be True or False, not {getattr(self, name)!r}")
+        if self.figures is not None and self.figures not in FIGURE_FORMATS:
+            raise UsageError(
+                f"unknown figure format {self.figures!r}; use {', '.join(FIGURE_FORMATS)}"
+            )
+        _check_int("chunk size", self.chunk_lines, 1, MAX_CHUNK_LINES)
+        _check_int("workers", self.workers, 1, MAX_WORKERS)
+        if self.figures is not None:
+            _check_int("dpi", self.dpi, MIN_DPI, MAX_DPI)
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Options that can change the output bytes (a resumed run must use the same).
+
+        Batch size is one: float sums over differently shaped batches differ in the last bits.
+        Each optional format appears under the name of the option that selects it.
+        """
+        from attnviz.export.formats import FORMATS
+
+        values: dict[str, Any] = {**self.decode.fingerprint(), "refs": self.refs}
+        for fmt in FORMATS.values():
+            if fmt.option is not None:
+                values[fmt.option] = getattr(self, fmt.option)
+        values["chunk_lines"] = self.chunk_lines
+        values["dpi"] = self.dpi
+        return values
