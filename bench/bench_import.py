@@ -156,21 +156,22 @@ def main() -> int:
             print(f"{name:44s} {size:6.2f}MB {imported:8.3f}s {own:8.3f}s {imported - own:+6.3f}s")
         print(f"largest extra load time {worst:+.3f} s (goal <= +0.200 s)")
 
-        print(f"\ndecoding {len(sources)} sentences (sentences/s; same network either way)")
+        print(f"\ndecoding {len(sources)} sentences (sentences/s, medians of runs taken in turns)")
         print(f"{'model':44s} {'search':>7s} {'imported':>9s} {'converted':>9s}")
-        for name, (path, spm) in list(models.items())[:-1]:
+        for name, (path, spm) in models.items():
             converted = folder / f"{path.stem}.attnviz.pt"
             translators = {
                 "imported": attnviz.load_model(path, device="cpu", **spm),
                 "converted": attnviz.load_model(converted, device="cpu"),
             }
             for beam in (1, 5):
-                speed = {}
-                for kind, translator in translators.items():
-                    seconds = median_time(
-                        lambda t=translator, b=beam: t.translate(sources, beam=b), 3
-                    )
-                    speed[kind] = len(sources) / seconds
+                times: dict[str, list[float]] = {kind: [] for kind in translators}
+                for _ in range(args.runs):
+                    for kind, translator in translators.items():
+                        start = time.perf_counter()
+                        translator.translate(sources, beam=beam)
+                        times[kind].append(time.perf_counter() - start)
+                speed = {kind: len(sources) / statistics.median(t) for kind, t in times.items()}
                 search = "greedy" if beam == 1 else "beam 5"
                 print(
                     f"{name:44s} {search:>7s} {speed['imported']:8.0f}/s "

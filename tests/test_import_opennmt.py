@@ -440,3 +440,299 @@ def test_grouped_relu_bridge_reads_states_in_layer_groups():
             group = torch.cat([final[2 * layer, b], final[2 * layer + 1, b]])  # [L*h]
             mapped = torch.relu(weight @ group + bias)  # both directions of one layer, mixed
             torch.testing.assert_close(out[layer, b], mapped)
+
+
+# -- everything else on imported models -----------------------------------------------------
+
+WORD_MODEL = FIXTURES / "mlp-lstm-brnn.pt"
+SPM_FILES = [
+    "--src-spm",
+    str(FIXTURES / f"{SPM_MODEL}.src.spm.model"),
+    "--tgt-spm",
+    str(FIXTURES / f"{SPM_MODEL}.tgt.spm.model"),
+]
+
+
+def _reference(name: str) -> dict:
+    return json.loads((FIXTURES / f"{name}.json").read_text("utf-8"))
+
+
+def _cli(*args: object):
+    from typer.testing import CliRunner
+
+    from attnviz.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def _records(result) -> list[dict]:
+    assert result.exit_code == 0, result.output
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def test_load_model_reads_opennmt_py_files_as_the_api():
+    import attnviz
+
+    translator = attnviz.load_model(WORD_MODEL, device="cpu")
+    assert translator.rules == SearchRules(**opennmt_py.SEARCH_RULES)
+    reference = _reference("mlp-lstm-brnn")
+    alignments = translator.translate(SOURCES[:20])
+    assert [a.translation for a in alignments] == reference["greedy"][:20]
+    with np.load(FIXTURES / "mlp-lstm-brnn.npz") as arrays:
+        for i, alignment in enumerate(alignments):
+            assert alignment.tgt_tokens[-1] == "</s>"
+            assert "</s>" not in alignment.src_tokens  # no source end token in OpenNMT-py
+            assert np.abs(alignment.weights - arrays[f"greedy/{i}"]).max() <= TOLERANCE
+
+
+def test_translate_json_greedy_beam_and_nbest_attention():
+    reference = _reference("mlp-lstm-brnn")
+    with np.load(FIXTURES / "mlp-lstm-brnn.npz") as arrays:
+        expected = dict(arrays)
+    source = SOURCES[3]
+    (greedy,) = _records(_cli("translate", source, "--model", WORD_MODEL, "--json"))
+    assert greedy["translation"] == reference["greedy"][3]
+    assert np.abs(np.array(greedy["attention"]) - expected["greedy/3"]).max() <= TOLERANCE
+    (best,) = _records(_cli("translate", source, "--model", WORD_MODEL, "--json", "--beam", "5"))
+    assert best["translation"] == reference["beam"][3]
+    assert np.abs(np.array(best["attention"]) - expected["beam/3"]).max() <= TOLERANCE
+    nbest = _records(
+        _cli("translate", source, "--model", WORD_MODEL, "--json", "--beam", "5", "--nbest", "5")
+    )
+    assert [r["rank"] for r in nbest] == [0, 1, 2, 3, 4]
+    assert sorted(r["translation"] for r in nbest) == sorted(reference["nbest"][3])
+    for record in nbest:
+        rank = reference["nbest"][3].index(record["translation"])
+        got = np.array(record["attention"])
+        assert np.abs(got - expected[f"nbest/3/{rank}"]).max() <= TOLERANCE
+
+
+def test_forced_decoding_gives_the_teacher_forced_numbers():
+    targets = (FIXTURES / "test.tgt").read_text("utf-8").split("\n")
+    with np.load(FIXTURES / "mlp-lstm-brnn.npz") as arrays:
+        attention, logprobs = arrays["tf/11/attention"], arrays["tf/11/logprobs"]
+    assert "violin" in SOURCES[11] or "zebra" in SOURCES[11]  # an unknown word on both sides
+    (record,) = _records(
+        _cli("translate", SOURCES[11], "--model", WORD_MODEL, "--json", "--ref", targets[11])
+    )
+    assert "<unk>" in record["src_tokens"] and "<unk>" in record["tgt_tokens"]
+    assert np.abs(np.array(record["attention"]) - attention).max() <= TOLERANCE
+    assert np.abs(np.array(record["token_logprobs"]) - logprobs).max() <= TOLERANCE
+
+
+def test_words_merge_sentencepiece_pieces_and_keep_words_whole():
+    pieces = _records(
+        _cli("translate", SOURCES[0], "--model", FIXTURES / f"{SPM_MODEL}.pt", *SPM_FILES, "--json")
+    )[0]
+    words = _records(
+        _cli(
+            "translate",
+            SOURCES[0],
+            "--model",
+            FIXTURES / f"{SPM_MODEL}.pt",
+            *SPM_FILES,
+            "--json",
+            "--words",
+        )
+    )[0]
+    assert len(pieces["src_tokens"]) > len(SOURCES[0].split())  # pieces smaller than words
+    assert words["src_tokens"] == SOURCES[0].split()
+    assert words["level"] == "words"
+    assert np.allclose(np.array(words["attention"]).sum(axis=1), 1.0, atol=1e-6)
+    plain = _records(_cli("translate", SOURCES[0], "--model", WORD_MODEL, "--json", "--words"))[0]
+    assert plain["src_tokens"] == SOURCES[0].split()  # every token of a word vocabulary is a word
+    assert plain["word_rules"] == ["whitespace", "whitespace"]
+
+
+def test_sentencepiece_files_missing_is_one_line_naming_the_flag(tmp_path):
+    moved = _rewritten(
+        tmp_path,
+        SPM_MODEL,
+        src_subword_model=str(tmp_path / "moved" / "src.model"),
+        tgt_subword_model=str(tmp_path / "moved" / "tgt.model"),
+    )
+    result = _cli("translate", SOURCES[0], "--model", moved)
+    assert result.exit_code != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.output
+    assert "source SentencePiece model" in lines[0] and "give it with --src-spm" in lines[0]
+
+
+def test_sentencepiece_files_for_an_attnviz_checkpoint_are_refused(checkpoint_path):
+    result = _cli("translate", "the boy", "--model", checkpoint_path, *SPM_FILES)
+    assert result.exit_code == 2
+    assert "--src-spm and --tgt-spm are only for models of other toolkits" in result.stderr
+
+
+def test_terminal_table_shows_the_toolkits_tokens():
+    result = _cli("translate", "the zebra sees a book .", "--model", WORD_MODEL)
+    assert result.exit_code == 0, result.output
+    assert "<unk>" in result.stdout and "zebra" not in result.stdout  # shown as the model saw it
+    for token in ("the", "sees", "book", "</s>"):
+        assert token in result.stdout
+
+
+def test_heatmap_of_an_imported_model(tmp_path):
+    out = tmp_path / "fig.png"
+    result = _cli("heatmap", SOURCES[1], "--model", WORD_MODEL, "--out", out, "--beam", "5")
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_export_and_resume_on_an_imported_model(tmp_path, monkeypatch):
+    sys_path = str(Path(__file__).parent)
+    monkeypatch.syspath_prepend(sys_path)
+    from export_support import interrupt_on_call
+
+    source = tmp_path / "in.txt"
+    source.write_text("\n".join(SOURCES[:9]) + "\n", "utf-8")
+    reference = _reference(SPM_MODEL)
+
+    def run(out: Path, *extra: str):
+        return _cli(
+            "export",
+            source,
+            "--out",
+            out,
+            "--model",
+            FIXTURES / f"{SPM_MODEL}.pt",
+            *SPM_FILES,
+            "--chunk-lines",
+            "3",
+            "--npz",
+            *extra,
+        )
+
+    clean = tmp_path / "clean"
+    assert run(clean).exit_code == 0
+    lines = (clean / "alignments.jsonl").read_text("utf-8").splitlines()
+    assert [json.loads(line)["translation"] for line in lines] == reference["greedy"][:9]
+    broken = tmp_path / "broken"
+    interrupt_on_call(monkeypatch, 2)
+    assert run(broken).exit_code == 130
+    monkeypatch.undo()
+    result = run(broken, "--resume")
+    assert result.exit_code == 0, result.output
+    for name in ("alignments.jsonl", "alignments.pharaoh", "attention.npz"):
+        assert (broken / name).read_bytes() == (clean / name).read_bytes(), name
+
+
+def test_info_names_the_toolkit_and_the_mapping(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "240")
+    result = _cli("info", WORD_MODEL)
+    assert result.exit_code == 0, result.output
+    rows = [" ".join(line.replace("│", " ").split()) for line in result.stdout.splitlines()]
+    for row in (
+        "origin.toolkit OpenNMT-py",
+        "config.decoder_init encoder_final",
+        "source vocabulary 56 (vocabulary)",
+        "origin.mapping global_attention mlp -> additive attention with a bias on the query "
+        "projection; attentional layer with bias, no tanh",
+    ):
+        assert row in rows, (row, rows)
+
+
+def test_convert_writes_a_self_describing_checkpoint(tmp_path):
+    import hashlib
+
+    from attnviz.checkpoint import load_checkpoint
+
+    out = tmp_path / "converted.pt"
+    result = _cli("convert", FIXTURES / f"{SPM_MODEL}.pt", "--out", out, *SPM_FILES)
+    assert result.exit_code == 0, result.output
+    assert f"wrote {out} (from OpenNMT-py)" in " ".join(result.stderr.split())
+    checkpoint = load_checkpoint(out)
+    origin = checkpoint.metadata["origin"]
+    files = {
+        path.name: hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in (
+            FIXTURES / f"{SPM_MODEL}.pt",
+            FIXTURES / f"{SPM_MODEL}.src.spm.model",
+            FIXTURES / f"{SPM_MODEL}.tgt.spm.model",
+        )
+    }
+    assert origin["toolkit"] == "OpenNMT-py" and origin["files"] == files
+    assert origin["converted_by"].startswith("attnviz ")
+    assert checkpoint.src_tokenizer["kind"] == "sentencepiece_vocabulary"
+    # the converted file needs nothing else and decodes exactly as the imported model
+    import attnviz
+
+    imported = attnviz.load_model(
+        FIXTURES / f"{SPM_MODEL}.pt",
+        src_spm=FIXTURES / f"{SPM_MODEL}.src.spm.model",
+        tgt_spm=FIXTURES / f"{SPM_MODEL}.tgt.spm.model",
+    )
+    converted = attnviz.load_model(out)
+    assert converted.rules == imported.rules
+    ours = converted.translate(SOURCES[:10], beam_size=5)
+    theirs = imported.translate(SOURCES[:10], beam_size=5)
+    assert ours == theirs
+    assert [a.translation for a in ours] == _reference(SPM_MODEL)["beam"][:10]
+    again = _cli("convert", FIXTURES / f"{SPM_MODEL}.pt", "--out", out, *SPM_FILES)
+    assert again.exit_code != 0 and "--force" in again.stderr
+
+
+def test_convert_refuses_to_write_over_its_source(tmp_path):
+    import shutil
+
+    copy = tmp_path / "model.pt"
+    shutil.copyfile(WORD_MODEL, copy)
+    result = _cli("convert", copy, "--out", copy, "--force")
+    assert result.exit_code != 0
+    assert "is the model being converted" in result.stderr
+    assert copy.read_bytes() == WORD_MODEL.read_bytes()
+
+
+def test_refusals_reach_the_command_line_as_one_line(tmp_path):
+    path = _rewritten(tmp_path, coverage_attn=True)
+    for command in (
+        ["translate", "x", "--model", path],
+        ["info", path],
+        ["convert", path, "--out", tmp_path / "o.pt"],
+    ):
+        result = _cli(*command)
+        assert result.exit_code == 1
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].endswith("coverage_attn is not supported")
+    assert not (tmp_path / "o.pt").exists()
+
+
+def test_readme_commands_for_opennmt_py_run_as_written(tmp_path, monkeypatch):
+    import re
+    import shlex
+
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text("utf-8")
+    section = readme.split("### OpenNMT-py\n", 1)[1].split("### What is supported", 1)[0]
+    blocks = re.findall(r"```bash\n(.*?)```", section, flags=re.S)
+    commands = [
+        shlex.split(line)
+        for block in blocks
+        for line in block.replace("\\\n", " ").splitlines()
+        if line.strip()
+    ]
+    assert len(commands) == 5
+    (tmp_path / "tests").symlink_to(root / "tests")
+    monkeypatch.chdir(tmp_path)
+    for command in commands:
+        assert command[0] == "attnviz"
+        result = _cli(*command[1:])
+        assert result.exit_code == 0, (command, result.output)
+    assert (tmp_path / "my-model.pt").is_file()
+
+
+def test_version_2_checkpoints_still_load_and_new_files_are_version_3(tmp_path, checkpoint_path):
+    from attnviz.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
+
+    payload = torch.load(checkpoint_path, weights_only=True)
+    payload["format_version"] = 2
+    for field in ("attn_query_bias", "decoder_init"):
+        payload["config"].pop(field, None)
+    old = tmp_path / "v2.pt"
+    torch.save(payload, old)
+    checkpoint = load_checkpoint(old)
+    assert checkpoint.config.decoder_init == "tanh_bridge"
+    assert checkpoint.config.attn_query_bias is False
+    saved = save_checkpoint(checkpoint, tmp_path / "v3.pt")
+    assert FORMAT_VERSION == 3
+    assert torch.load(saved, weights_only=True)["format_version"] == 3
