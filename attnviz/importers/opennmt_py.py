@@ -183,7 +183,8 @@ def _read(path: Path) -> Any:
                 "convert it with OpenNMT-py 3.x's tools/convertv2_v3.py and load the result"
             ) from err
         raise CheckpointError(
-            str(err).replace("it is not an attnviz checkpoint", "not an OpenNMT-py checkpoint")
+            f"{path}: refused to load: besides its options (argparse.Namespace) it holds a "
+            f"Python object ({err.name[:80]}) beyond plain data, which could run code"
         ) from err
 
 
