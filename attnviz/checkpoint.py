@@ -15,7 +15,6 @@ import hashlib
 import math
 import os
 import re
-import stat
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,18 +178,9 @@ def _plain(text: str, limit: int = 160) -> str:
 
 
 def _check_file(file: Path) -> None:
-    try:
-        info = os.stat(file)
-    except FileNotFoundError:
-        raise CheckpointError(f"{file}: no such file") from None
-    except OSError as err:
-        raise CheckpointError(f"{file}: cannot read ({err.strerror or err})") from err
-    if stat.S_ISDIR(info.st_mode):
-        raise CheckpointError(f"{file}: is a folder, not a checkpoint file")
-    if not stat.S_ISREG(info.st_mode):
-        from attnviz.io import describe_kind
+    from attnviz.io import check_input_file
 
-        raise CheckpointError(f"{file}: is {describe_kind(info.st_mode)}, not a checkpoint file")
+    info = check_input_file(file, "checkpoint file", pipes=False, error=CheckpointError)
     if info.st_size == 0:
         raise CheckpointError(f"{file}: file is empty")
 

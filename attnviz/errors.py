@@ -47,3 +47,7 @@ class MissingModelFile(CheckpointError):
     def __init__(self, message: str, argument: str) -> None:
         super().__init__(message)
         self.argument = argument
+
+
+class OutputExistsError(OutputError):
+    """An output file exists and the caller did not ask to replace it."""

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from attnviz.errors import InputError, OutputError
+from attnviz.errors import AttnvizError, InputError, OutputError, OutputExistsError
 
 STDIN = "-"
 #: Lines longer than this are refused without being decoded or tokenized.
@@ -59,7 +59,7 @@ def check_output(path: Path, *, overwrite: bool = False) -> None:
             f"{path}: exists and is {describe_kind(info.st_mode)}; refusing to replace it"
         )
     if not overwrite:
-        raise OutputError(f"{path}: file exists; pass --force to replace it")
+        raise OutputExistsError(f"{path}: file exists; refusing to replace it")
 
 
 def atomic_write(
@@ -108,18 +108,28 @@ def atomic_write(
     return target
 
 
-def check_input_file(path: Path, what: str = "text file") -> None:
-    """A readable input: exists, and is a regular file, a pipe or stdin-like (not a folder)."""
+def check_input_file(
+    path: str | os.PathLike[str],
+    what: str = "text file",
+    *,
+    pipes: bool = True,
+    why: str = "",
+    error: type[AttnvizError] = InputError,
+) -> os.stat_result:
+    """Check a readable input and return its stat: it exists and is a regular file, or (with
+    ``pipes``) a named pipe. Anything else is ``error`` naming the path and what it is;
+    ``why`` is added to the message for a kind that is refused."""
     try:
         info = os.stat(path)
     except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
+        raise error(f"{path}: no such file") from None
     except OSError as err:
-        raise InputError(f"{path}: cannot read ({err.strerror or err})") from err
+        raise error(f"{path}: cannot read ({err.strerror or err})") from err
     if stat.S_ISDIR(info.st_mode):
-        raise InputError(f"{path}: is a folder, not a {what}")
-    if not (stat.S_ISREG(info.st_mode) or stat.S_ISFIFO(info.st_mode)):
-        raise InputError(f"{path}: is {describe_kind(info.st_mode)}, not a {what}")
+        raise error(f"{path}: is a folder, not a {what}")
+    if not (stat.S_ISREG(info.st_mode) or (pipes and stat.S_ISFIFO(info.st_mode))):
+        raise error(f"{path}: is {describe_kind(info.st_mode)}, not a {what}{why}")
+    return info
 
 
 def _open_source(source: str | os.PathLike[str]) -> tuple[IO[bytes], str, bool]:

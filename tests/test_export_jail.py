@@ -78,6 +78,21 @@ def test_resume_refuses_a_partial_file_that_is_a_link(setup, tmp_path, monkeypat
     assert tree(tmp_path, skip=out) == before
 
 
+def test_resume_refuses_a_partial_file_linked_from_outside(setup, tmp_path, monkeypatch):
+    out, outside, run = setup
+    unfinished(run, monkeypatch)
+    partial = out / "alignments.jsonl.partial"
+    victim = outside / "victim.txt"
+    victim.write_bytes(partial.read_bytes())  # looks like a partial file, and is writable
+    partial.unlink()
+    os.link(victim, partial)
+    before = tree(tmp_path, skip=out)
+    result = run("--chunk-lines", "2", "--resume")
+    assert result.exit_code == 1
+    assert f"{partial}: has other hard links" in one_line(result)
+    assert tree(tmp_path, skip=out) == before
+
+
 @pytest.mark.parametrize("kind", ["fifo", "folder"])
 def test_resume_refuses_a_partial_file_that_is_not_a_file(setup, tmp_path, monkeypatch, kind):
     out, _, run = setup

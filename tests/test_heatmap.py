@@ -97,3 +97,28 @@ def test_scores_and_export_records_render(tmp_path, checkpoint_path):
     assert result.exit_code == 0, result.output
     record = json.loads((export_dir / "alignments.jsonl").read_text().splitlines()[0])
     assert record["id"] == 0 and out.exists()
+
+
+def test_existing_figure_is_kept_without_force_and_replaced_with_it(tmp_path, checkpoint_path):
+    out = tmp_path / "fig.png"
+    out.write_bytes(b"mine")
+    args = ["heatmap", "the boy ate an apple .", "-m", str(checkpoint_path), "--out", str(out)]
+    refused = CliRunner().invoke(app, args)
+    assert refused.exit_code == 1
+    assert (
+        refused.stderr.strip() == f"attnviz: error: {out}: file exists; pass --force to replace it"
+    )
+    assert out.read_bytes() == b"mine"
+    replaced = CliRunner().invoke(app, [*args, "--force"])
+    assert replaced.exit_code == 0, replaced.output
+    assert out.read_bytes().startswith(b"\x89PNG")
+
+
+def test_numbered_figures_are_all_checked_before_any_is_drawn(tmp_path, checkpoint_path):
+    out = tmp_path / "fig.png"
+    second = tmp_path / "fig-2.png"
+    second.write_bytes(b"mine")
+    args = ["heatmap", "a dog runs .", "did the cat sleep ?", "-m", str(checkpoint_path)]
+    result = CliRunner().invoke(app, [*args, "--out", str(out)])
+    assert result.exit_code == 1 and str(second) in result.stderr
+    assert not (tmp_path / "fig-1.png").exists() and second.read_bytes() == b"mine"

@@ -32,6 +32,7 @@ from attnviz.cli.common import (
     stderr_console,
 )
 from attnviz.errors import InputError, UsageError
+from attnviz.io import check_output
 
 
 def _numbered(out: Path, number: int, total: int) -> Path:
@@ -87,6 +88,9 @@ def heatmap(
     font: Annotated[
         str | None, typer.Option("--font", help="Font family name or .ttf/.otf file.")
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace figure files that already exist.")
+    ] = False,
     src_spm: SrcSpmOption = None,
     tgt_spm: TgtSpmOption = None,
 ) -> None:
@@ -110,17 +114,19 @@ def heatmap(
                 raise UsageError("--index works only with --from")
             sentences = sentences_from(text)
             check_refs(ref, sentences)
+            options = decode_options(beam=beam, nbest=nbest, words=words)
             translator = load_translator(model, device, precision, src_spm, tgt_spm)
-            alignments = translator.translate(
-                sentences, beam_size=beam, nbest=nbest, refs=ref, words=words
-            )
+            alignments = translator.translate(sentences, refs=ref, options=options)
         drawable = [a for a in alignments if a.shape[0] and a.shape[1]]
         if not drawable:
             raise InputError("nothing to draw: every alignment is empty")
+        paths = [_numbered(out, number, len(drawable)) for number in range(1, len(drawable) + 1)]
+        for path in paths:  # refuse before drawing anything
+            check_output(path, overwrite=force)
         console = stderr_console()
         with FigureRenderer(look) as renderer:
-            for number, alignment in enumerate(drawable, start=1):
-                path = renderer.render(alignment, _numbered(out, number, len(drawable)))
+            for alignment, path in zip(drawable, paths, strict=True):
+                renderer.render(alignment, path)
                 console.print(safe_text(f"wrote {path}"))
 
 

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from attnviz.errors import AttnvizError, InputError, MissingModelFile, UsageError
+from attnviz.errors import AttnvizError, InputError, MissingModelFile, OutputExistsError, UsageError
 
 ModelOption = Annotated[
     str | None,
@@ -118,7 +118,10 @@ def errors() -> Iterator[None]:
     try:
         yield
     except AttnvizError as err:
-        fail(str(err).splitlines()[0] if str(err) else type(err).__name__, err.exit_code)
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        if isinstance(err, OutputExistsError):  # the library names no flags; the CLI does
+            message = message.replace("refusing to replace it", "pass --force to replace it")
+        fail(message, err.exit_code)
     except KeyboardInterrupt:
         fail("interrupted", 130)
     except BrokenPipeError:

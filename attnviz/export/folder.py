@@ -240,6 +240,8 @@ class OutputFolder:
         problem: OutputError | None = None
         if not stat.S_ISREG(info.st_mode):
             problem = refuse(path, info)
+        elif info.st_nlink > 1:  # another name for the same file may lie outside the folder
+            problem = OutputError(f"{path}: has other hard links; refusing to write to it")
         elif info.st_size < offset:
             problem = OutputError(
                 f"{path}: shorter than its journal says ({info.st_size:,} < {offset:,} bytes); "

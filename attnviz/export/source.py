@@ -51,20 +51,7 @@ class _HashingReader:
 
 def check_input(path: str | os.PathLike[str]) -> None:
     """Refuse an input that is missing or not a regular file, naming what it is."""
-    path = Path(path)
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except OSError as err:
-        raise InputError(f"{path}: cannot read ({err.strerror or err})") from err
-    if stat.S_ISDIR(info.st_mode):
-        raise InputError(f"{path}: is a folder, not a text file")
-    if not stat.S_ISREG(info.st_mode):
-        raise InputError(
-            f"{path}: is {io.describe_kind(info.st_mode)}; export needs a regular file "
-            "(it reads the input more than once)"
-        )
+    io.check_input_file(Path(path), pipes=False, why=" (export reads its input more than once)")
 
 
 def _open(path: Path) -> IO[bytes]:

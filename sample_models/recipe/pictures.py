@@ -25,7 +25,7 @@ def main() -> int:
     for name in ("additive", "dot", "general"):
         out = PICTURES / f"heatmap-{name}.png"
         command = ["attnviz", "heatmap", SENTENCE, "--model", f"enko-{name}", "--words"]
-        command += ["--device", "cpu", "--out", str(out), "--title", f"enko-{name}"]
+        command += ["--device", "cpu", "--out", str(out), "--title", f"enko-{name}", "--force"]
         print("$", " ".join(command), flush=True)
         subprocess.run(command, check=True)
 
