@@ -7,47 +7,231 @@ Shapes: ``T`` target tokens (rows), ``S`` source tokens (columns).
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from attnviz.errors import RecordError, UsageError
+
+if TYPE_CHECKING:
+    from attnviz.eval import Diagnostics
+
 WORD_START = "\u2581"  # SentencePiece's "▁": a piece that starts a new word
+BPE_JOINER = "@@"  # subword-nmt: a piece ending in "@@" continues into the next one
 NON_WORDS = frozenset({"</s>", "<s>", "<pad>"})  # left out of hard links; <unk> is a word
 LEVELS = ("pieces", "words")
-#: How tokens group into words: ``sentencepiece`` (a piece starting with ▁ opens a word),
-#: ``whitespace`` (every token is a word: a word vocabulary).
-WORD_RULES = ("sentencepiece", "whitespace")
+#: How pieces group into words: ``sentencepiece`` (a piece starting with ▁ opens a word),
+#: ``bpe`` (a piece ending in @@ joins the next one), ``whitespace`` (every token is a word).
+WORD_RULES = ("sentencepiece", "bpe", "whitespace")
 DEFAULT_WORD_RULES = ("sentencepiece", "sentencepiece")
 
 
-def word_groups(tokens: list[str], rule: str = "sentencepiece") -> list[list[int]]:
-    """Group piece indices into words: a piece starting with ▁ opens one; ``</s>`` stands alone.
+def _opens_word(tokens: list[str], index: int, rule: str) -> bool:
+    token = tokens[index]
+    if index == 0 or token in NON_WORDS or tokens[index - 1] in NON_WORDS:
+        return True
+    if rule == "sentencepiece":
+        return token[:1] == WORD_START
+    if rule == "bpe":
+        return not tokens[index - 1].endswith(BPE_JOINER)
+    return True
 
-    ``<unk>`` continues the current word, as the piece it replaces would have. With the
-    ``whitespace`` rule every token is its own word.
+
+def word_starts(tokens: list[str], rule: str = "sentencepiece") -> list[int]:
+    """Index of the first piece of each word under ``rule`` (see :func:`word_groups`).
+
+    >>> word_starts(["▁the", "▁hou", "se", "▁caf", "<unk>", "</s>"])
+    [0, 1, 3, 5]
+    """
+    if rule not in WORD_RULES:
+        raise ValueError(f"word rule must be one of {', '.join(WORD_RULES)}, not {rule!r}")
+    return [index for index in range(len(tokens)) if _opens_word(tokens, index, rule)]
+
+
+def word_groups(tokens: list[str], rule: str = "sentencepiece") -> list[list[int]]:
+    """Group piece indices into words by ``rule`` (see WORD_RULES); ``</s>`` stands alone.
+
+    ``<unk>`` continues the current word, as the piece it replaces would have.
 
     >>> word_groups(["▁the", "▁hou", "se", "▁caf", "<unk>", "</s>"])
     [[0], [1, 2], [3, 4], [5]]
+    >>> word_groups(["the", "hou@@", "se", "caf@@", "<unk>", "</s>"], "bpe")
+    [[0], [1, 2], [3, 4], [5]]
     """
-    if rule == "whitespace":
-        return [[index] for index in range(len(tokens))]
-    if rule != "sentencepiece":
-        raise ValueError(f"unknown word rule {rule!r}; valid: {', '.join(WORD_RULES)}")
-    groups: list[list[int]] = []
-    for index, token in enumerate(tokens):
-        opens = token.startswith(WORD_START) or token in NON_WORDS
-        after_special = bool(groups) and tokens[groups[-1][-1]] in NON_WORDS
-        if opens or not groups or after_special:
-            groups.append([index])
+    starts = word_starts(tokens, rule)
+    return [list(range(a, b)) for a, b in zip(starts, [*starts[1:], len(tokens)], strict=True)]
+
+
+# numpy sums fewer than this many items one after the other (pairwise summation beyond)
+_SEQUENTIAL_SUM = 8
+
+
+def _group_sums(matrix: np.ndarray, starts: list[int], n: int, axis: int) -> np.ndarray:
+    """Sum each group of consecutive columns (axis=1) or rows (axis=0) of a 2-D matrix.
+
+    Groups start at ``starts`` and end where the next begins (the last at ``n``). Columns
+    come out bit-identical to ``matrix[:, group].sum(axis=1)`` per group, rows to
+    ``matrix[group].sum(axis=0)`` (for input without negative zeros, such as the column sums),
+    only vectorised: items are added in order, as numpy does, with groups padded by an exact
+    0.0 to the longest; column groups numpy would sum pairwise (8 items or more) are left to
+    numpy.
+    """
+    lengths = [end - begin for begin, end in zip(starts, [*starts[1:], n], strict=True)]
+    longest = max(lengths, default=1)
+    # index[o, g]: item o of group g, or n (a zero row/column) past the group's end
+    index = np.array(
+        [[b + o if o < size else n for b, size in zip(starts, lengths, strict=True)]
+         for o in range(longest)],
+        np.intp,
+    )  # fmt: skip
+    if axis == 1:
+        padded = np.concatenate([matrix, np.zeros((matrix.shape[0], 1), matrix.dtype)], axis=1)
+        items = np.take(padded, index, axis=1)  # [R, L, G]
+        out = np.zeros((matrix.shape[0], len(starts)), matrix.dtype)  # numpy sums from 0 too
+        for offset in range(longest):
+            out += items[:, offset]
+        for group, size in enumerate(lengths):
+            if size >= _SEQUENTIAL_SUM:
+                columns = list(range(starts[group], starts[group] + size))
+                out[:, group] = matrix[:, columns].sum(axis=1)
+        return out
+    padded = np.concatenate([matrix, np.zeros((1, matrix.shape[1]), matrix.dtype)], axis=0)
+    items = np.take(padded, index, axis=0)  # [L, G, C]
+    out = items[0].copy()  # numpy adds rows in order, starting from the first
+    for offset in range(1, longest):
+        out += items[offset]
+    return out
+
+
+def merge_word_weights(
+    weights: np.ndarray, src_starts: list[int], tgt_starts: list[int]
+) -> np.ndarray:
+    """[T, S] piece attention -> [T_words, S_words]: source pieces summed, target pieces
+    averaged, rows renormalised (the weights of :meth:`Alignment.to_words`).
+
+    ``src_starts`` / ``tgt_starts``: the first piece of each word (:func:`word_starts`).
+    """
+    return merge_word_weights_many([(weights, src_starts, tgt_starts)])[0]
+
+
+_STACK_CELLS = 1 << 19  # padded cells per stack of matrices merged together
+
+
+def merge_word_weights_many(
+    items: list[tuple[np.ndarray, list[int], list[int]]],
+) -> list[np.ndarray]:
+    """:func:`merge_word_weights` of many matrices, bit for bit the same, computed on padded
+    stacks of similar shapes (a few numpy calls per stack instead of per matrix).
+
+    Sums run in numpy's order: source pieces one after the other from 0 (numpy's own order
+    below 8 items; a word of 8 pieces or more is summed by numpy itself), target rows one
+    after the other; the padding adds exact zeros. Row totals are numpy's, per matrix.
+    """
+    out: list[np.ndarray | None] = [None] * len(items)
+    shapes = [weights.shape for weights, _, _ in items]
+    for batch in shape_batches(shapes, _STACK_CELLS):
+        merged = _merge_stack([items[k] for k in batch])
+        for k, matrix in zip(batch, merged, strict=True):
+            out[k] = matrix
+    return out  # type: ignore[return-value]
+
+
+def shape_batches(shapes: list[tuple[int, int]], cells: int) -> list[list[int]]:
+    """Indices grouped so that each group, padded to its largest shape, stays under ``cells``
+    (a group of one may exceed it); similar shapes go together."""
+    order = sorted(range(len(shapes)), key=lambda k: shapes[k])
+    batches: list[list[int]] = []
+    rows = columns = 0
+    for k in order:
+        t, s = shapes[k]
+        if batches and (len(batches[-1]) + 1) * max(rows, t) * max(columns, s) <= cells:
+            batches[-1].append(k)
+            rows, columns = max(rows, t), max(columns, s)
         else:
-            groups[-1].append(index)
-    return groups
+            batches.append([k])
+            rows, columns = t, s
+    return batches
 
 
-def _join_pieces(tokens: list[str]) -> str:
+def _lengths(starts: list[int], n: int) -> list[int]:
+    return [end - begin for begin, end in zip(starts, [*starts[1:], n], strict=True)]
+
+
+def _padded_index(
+    starts: list[list[int]], lengths: list[list[int]], width: int, depth: int, pad: int
+) -> np.ndarray:
+    """[B, depth, width] index: item o of word g of matrix b, ``pad`` past the word's end or
+    past the last word."""
+    size = len(starts)
+    index = np.full((size, depth, width), pad, np.intp)
+    counts = [len(row) for row in starts]
+    first = np.fromiter(itertools.chain.from_iterable(starts), np.intp)  # [G_all]
+    length = np.fromiter(itertools.chain.from_iterable(lengths), np.intp)
+    matrix = np.repeat(np.arange(size), counts)  # [G_all] which matrix
+    word = np.arange(len(first)) - np.repeat(np.cumsum(counts) - counts, counts)
+    for offset in range(depth):
+        inside = length > offset
+        index[matrix[inside], offset, word[inside]] = first[inside] + offset
+    return index
+
+
+def _merge_stack(items: list[tuple[np.ndarray, list[int], list[int]]]) -> list[np.ndarray]:
+    size = len(items)
+    dtype = np.result_type(*(weights.dtype for weights, _, _ in items))
+    shapes = [weights.shape for weights, _, _ in items]
+    n_tgt = max(t for t, _ in shapes)
+    n_src = max(s for _, s in shapes)
+    src_lengths = [_lengths(src, s) for (_, src, _), (_, s) in zip(items, shapes, strict=True)]
+    tgt_lengths = [_lengths(tgt, t) for (_, _, tgt), (t, _) in zip(items, shapes, strict=True)]
+    src_words = max(len(lengths) for lengths in src_lengths)
+    tgt_words = max(len(lengths) for lengths in tgt_lengths)
+    src_depth = max(max(lengths) for lengths in src_lengths)
+    tgt_depth = max(max(lengths) for lengths in tgt_lengths)
+    # one zero row and one zero column past the largest matrix: what padding points at
+    stack = np.zeros((size, n_tgt + 1, n_src + 1), dtype)  # [B, T+1, S+1]
+    for b, (weights, _, _) in enumerate(items):
+        stack[b, : shapes[b][0], : shapes[b][1]] = weights
+    src_starts = [src for _, src, _ in items]
+    src_index = _padded_index(src_starts, src_lengths, src_words, src_depth, n_src)
+    words = np.zeros((size, n_tgt + 1, src_words), dtype)  # [B, T+1, S_words]; sums from 0
+    for offset in range(src_depth):
+        words += np.take_along_axis(stack, src_index[:, offset, None, :], axis=2)
+    for b, lengths in enumerate(src_lengths):
+        for g, length in enumerate(lengths):
+            if length >= _SEQUENTIAL_SUM:  # numpy sums these pairwise: let it
+                weights, src, _ = items[b]
+                columns = list(range(src[g], src[g] + length))
+                words[b, : shapes[b][0], g] = weights[:, columns].sum(axis=1)
+    tgt_starts = [tgt for _, _, tgt in items]
+    tgt_index = _padded_index(tgt_starts, tgt_lengths, tgt_words, tgt_depth, n_tgt)
+    merged = np.take_along_axis(words, tgt_index[:, 0, :, None], axis=1)  # [B, T_words, S_words]
+    for offset in range(1, tgt_depth):  # numpy adds rows in order, from the first
+        merged += np.take_along_axis(words, tgt_index[:, offset, :, None], axis=1)
+    counts = [lengths + [1] * (tgt_words - len(lengths)) for lengths in tgt_lengths]
+    merged /= np.array(counts, dtype)[:, :, None]
+    # row totals as numpy sums each row alone: pairwise from 8 words on, so a row is summed
+    # over exactly its own words, never over padding
+    totals = np.zeros((size, tgt_words, 1), dtype)
+    widths = [len(lengths) for lengths in src_lengths]
+    for width in set(widths):
+        chosen = [b for b, w in enumerate(widths) if w == width]
+        totals[chosen, :, 0] = np.add.reduce(merged[chosen, :, :width], axis=2)
+    merged = np.divide(merged, totals, out=np.zeros_like(merged), where=totals > 0)
+    return [
+        merged[b, : len(tgt_lengths[b]), : widths[b]]  # [T_words, S_words]
+        for b in range(size)
+    ]
+
+
+def _join_pieces(tokens: list[str], rule: str = "sentencepiece") -> str:
+    if rule == "bpe":
+        return "".join(t[: -len(BPE_JOINER)] if t.endswith(BPE_JOINER) else t for t in tokens)
+    if rule == "whitespace":
+        return " ".join(tokens)
     return "".join(tokens).replace(WORD_START, "")
 
 
@@ -58,7 +242,8 @@ class Alignment:
     weights: [T, S] attention weights, each row sums to 1 over real source tokens.
     scores: [T, S] raw pre-softmax energies.
     token_logprobs: [T] log-probability of each target token.
-    word_rules: how source and target tokens group into words (see :data:`WORD_RULES`).
+    word_rules: how source and target pieces group into words (see WORD_RULES), from the
+    model's tokenizers.
     """
 
     source: str
@@ -91,7 +276,7 @@ class Alignment:
         rules = tuple(self.word_rules)
         if len(rules) != 2 or any(rule not in WORD_RULES for rule in rules):
             raise ValueError(
-                f"word_rules must be two of {', '.join(WORD_RULES)}, not {self.word_rules!r:.80}"
+                f"word_rules must be two of {', '.join(WORD_RULES)}, not {self.word_rules!r}"
             )
         object.__setattr__(self, "word_rules", rules)
         object.__setattr__(self, "weights", weights)
@@ -142,32 +327,34 @@ class Alignment:
 
     # -- hard links -------------------------------------------------------------------------
 
-    def hard_links(self) -> list[tuple[int, int]]:
-        """Argmax link per target token as (source index, target index), Pharaoh order.
+    def hard_links(self, method: str = "argmax") -> list[tuple[int, int]]:
+        """Hard links as (source index, target index), Pharaoh order.
 
-        Special tokens (``</s>``) are left out on both sides, so indices count the real
-        tokens of the source and of the translation, 0-based.
+        ``method`` (see :func:`attnviz.eval.extract_links`): ``argmax`` over the source for
+        each target token (the default, in target order), ``argmax-target``, ``both`` or
+        ``threshold:X``. Special tokens (``</s>``) are left out on both sides, so indices
+        count the real tokens of the source and of the translation, 0-based.
         """
+        from attnviz.eval import extract_links
+
         src_real = [i for i, tok in enumerate(self.src_tokens) if tok not in NON_WORDS]
         tgt_real = [j for j, tok in enumerate(self.tgt_tokens) if tok not in NON_WORDS]
-        if not src_real:
-            return []
-        src_pos = {i: n for n, i in enumerate(src_real)}
-        links = []
-        for n, j in enumerate(tgt_real):
-            row = self.weights[j, src_real]
-            best = src_real[int(np.argmax(row))]
-            links.append((src_pos[best], n))
-        return links
+        return extract_links(self.weights[np.ix_(tgt_real, src_real)], method)
 
-    def pharaoh(self) -> str:
+    def pharaoh(self, method: str = "argmax") -> str:
         """Hard links as a Pharaoh line: ``i-j`` pairs, source index first, sorted."""
-        return " ".join(f"{i}-{j}" for i, j in sorted(self.hard_links()))
+        return " ".join(f"{i}-{j}" for i, j in sorted(self.hard_links(method)))
+
+    def diagnostics(self) -> Diagnostics:
+        """Attention diagnostics at this alignment's level; see :func:`attnviz.eval.diagnose`."""
+        from attnviz.eval import diagnose
+
+        return diagnose(self.weights, self.src_tokens, self.tgt_tokens)
 
     # -- word level -------------------------------------------------------------------------
 
     def to_words(self) -> Alignment:
-        """Merge pieces into words, each side by its word rule.
+        """Merge subword pieces into words, by each side's word rule.
 
         Source pieces of a word are summed (weights) and target pieces averaged, then rows
         renormalised; raw scores are averaged on both sides. Log-probs of a target word's
@@ -185,22 +372,27 @@ class Alignment:
                 meta=dict(self.meta),
                 word_rules=self.word_rules,
             )
-        src_groups = word_groups(self.src_tokens, self.word_rules[0])
-        tgt_groups = word_groups(self.tgt_tokens, self.word_rules[1])
-        weights = np.stack(
-            [self.weights[:, g].sum(axis=1) for g in src_groups], axis=1
-        )  # [T, S_words]
-        weights = np.stack([weights[g].mean(axis=0) for g in tgt_groups])  # [T_words, S_words]
-        totals = weights.sum(axis=1, keepdims=True)
-        weights = np.divide(weights, totals, out=np.zeros_like(weights), where=totals > 0)
-        scores = np.stack([self.scores[:, g].mean(axis=1) for g in src_groups], axis=1)
-        scores = np.stack([scores[g].mean(axis=0) for g in tgt_groups])
-        logprobs = np.array([self.token_logprobs[g].sum() for g in tgt_groups], np.float32)
+        src_rule, tgt_rule = self.word_rules
+        src_starts = word_starts(self.src_tokens, src_rule)
+        tgt_starts = word_starts(self.tgt_tokens, tgt_rule)
+        n_tgt, n_src = self.shape
+        weights = merge_word_weights(self.weights, src_starts, tgt_starts)  # [Tw, Sw]
+        src_counts = np.diff(np.asarray(src_starts), append=n_src).astype(np.float32)
+        tgt_counts = np.diff(np.asarray(tgt_starts), append=n_tgt).astype(np.float32)
+        scores = _group_sums(self.scores, src_starts, n_src, axis=1) / src_counts  # [T, Sw]
+        scores = _group_sums(scores, tgt_starts, n_tgt, axis=0) / tgt_counts[:, None]
+        logprobs = _group_sums(self.token_logprobs[None, :], tgt_starts, n_tgt, axis=1)[0]
+        src_groups = word_groups(self.src_tokens, src_rule)
+        tgt_groups = word_groups(self.tgt_tokens, tgt_rule)
         return Alignment(
             source=self.source,
             translation=self.translation,
-            src_tokens=[_join_pieces([self.src_tokens[i] for i in g]) for g in src_groups],
-            tgt_tokens=[_join_pieces([self.tgt_tokens[i] for i in g]) for g in tgt_groups],
+            src_tokens=[
+                _join_pieces([self.src_tokens[i] for i in g], src_rule) for g in src_groups
+            ],
+            tgt_tokens=[
+                _join_pieces([self.tgt_tokens[i] for i in g], tgt_rule) for g in tgt_groups
+            ],
             weights=weights,
             scores=scores,
             token_logprobs=logprobs,
@@ -213,8 +405,13 @@ class Alignment:
 
     # -- serialisation ----------------------------------------------------------------------
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict. Float32 values go through Python floats, which is lossless."""
+    def to_dict(self, *, links: str = "argmax", diagnostics: bool = False) -> dict[str, Any]:
+        """A JSON-ready dict. Float32 values go through Python floats, which is lossless.
+
+        ``alignment`` holds the hard links by ``links`` (see :meth:`hard_links`); with
+        ``diagnostics`` the record also carries :meth:`diagnostics` (ignored when read back).
+        ``word_rules`` is written only when it is not SentencePiece's on both sides.
+        """
         record: dict[str, Any] = {
             "source": self.source,
             "translation": self.translation,
@@ -223,11 +420,13 @@ class Alignment:
             "attention": self.weights.tolist(),
             "scores": self.scores.tolist(),
             "token_logprobs": self.token_logprobs.tolist(),
-            "alignment": self.pharaoh(),
+            "alignment": self.pharaoh(links),
             "score": _json_float(self.score),
             "rank": self.rank,
             "level": self.level,
         }
+        if diagnostics:
+            record["diagnostics"] = self.diagnostics().to_dict()
         if self.word_rules != DEFAULT_WORD_RULES:
             record["word_rules"] = list(self.word_rules)
         for key, value in self.meta.items():
@@ -236,7 +435,19 @@ class Alignment:
 
     @classmethod
     def from_dict(cls, record: dict[str, Any]) -> Alignment:
-        """Inverse of :meth:`to_dict`. Raises ValueError naming what is missing or wrong."""
+        """Inverse of :meth:`to_dict`. Raises RecordError (a ValueError) naming what is missing
+        or wrong, UsageError for a record that is not a dict."""
+        if not isinstance(record, dict):
+            raise UsageError(f"an alignment record must be a dict, not {type(record).__name__}")
+        try:
+            return cls._from_record(record)
+        except RecordError:
+            raise
+        except (ValueError, TypeError, OverflowError) as err:
+            raise RecordError(str(err)) from err
+
+    @classmethod
+    def _from_record(cls, record: dict[str, Any]) -> Alignment:
         known = {
             "source",
             "translation",
@@ -249,6 +460,7 @@ class Alignment:
             "score",
             "rank",
             "level",
+            "diagnostics",
             "word_rules",
         }
         required = ["source", "translation", "src_tokens", "tgt_tokens", "attention"]
@@ -278,26 +490,40 @@ class Alignment:
                 else np.zeros(shape[0], np.float32)
             ),
             score=_from_json_float(record.get("score", 0.0)),
-            rank=int(record.get("rank", 0)),
+            rank=_rank(record.get("rank", 0)),
             level=str(record.get("level", "pieces")),
             meta={k: v for k, v in record.items() if k not in known},
             word_rules=_word_rules(record.get("word_rules", DEFAULT_WORD_RULES)),
         )
 
-    def to_json(self) -> str:
+    def to_json(self, *, links: str = "argmax", diagnostics: bool = False) -> str:
         """One JSON line; hidden characters (controls, bidi overrides) as ``\\u`` escapes."""
         from attnviz.text import json_safe
 
-        return json_safe(json.dumps(self.to_dict(), ensure_ascii=False, allow_nan=False))
+        record = self.to_dict(links=links, diagnostics=diagnostics)
+        return json_safe(json.dumps(record, ensure_ascii=False, allow_nan=False))
 
     @classmethod
     def from_json(cls, line: str) -> Alignment:
-        return cls.from_dict(json.loads(line))
+        """Inverse of :meth:`to_json`; errors as for :meth:`from_dict`."""
+        if not isinstance(line, str | bytes | bytearray):
+            raise UsageError(f"an alignment record must be text (JSON), not {type(line).__name__}")
+        try:
+            record = json.loads(line)
+        except RecursionError:
+            raise RecordError("not a JSON alignment record (nested too deeply)") from None
+        except ValueError as err:  # JSONDecodeError, or an integer too long to convert
+            reason = err.msg if isinstance(err, json.JSONDecodeError) else str(err).split(":")[0]
+            raise RecordError(f"not JSON ({reason})") from err
+        if not isinstance(record, dict):
+            kind = type(record).__name__
+            raise RecordError(f"an alignment record must be a dict (a JSON object), not {kind}")
+        return cls.from_dict(record)
 
 
 def _word_rules(value: Any) -> tuple[str, str]:
     if not isinstance(value, list | tuple) or len(value) != 2:
-        raise ValueError(f"word_rules must be a list of two rules, not {value!r:.80}")
+        raise ValueError("word_rules must be a list of two word rules")
     return (str(value[0]), str(value[1]))
 
 
@@ -309,11 +535,18 @@ def _from_json_float(value: Any) -> float:
     return math.nan if value is None else float(value)
 
 
+def _rank(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise RecordError(f"rank must be a whole number from 0, not {value!r:.40}")
+    return value
+
+
 def _matrix(rows: Any, shape: tuple[int, int], name: str) -> np.ndarray:
     if shape[0] == 0:
         return np.zeros(shape, np.float32)
     try:
-        matrix = np.asarray(rows, dtype=np.float32)
+        with np.errstate(over="ignore"):  # beyond float32's range: inf, shown as such
+            matrix = np.asarray(rows, dtype=np.float32)
     except (TypeError, ValueError) as err:
         raise ValueError(f"{name} is not a numeric T×S matrix") from err
     if matrix.shape != shape:

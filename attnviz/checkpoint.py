@@ -27,14 +27,15 @@ from attnviz.tokenizer import sentencepiece_spec
 if TYPE_CHECKING:
     import torch
 
+    from attnviz.decoding import SearchRules
     from attnviz.model import Seq2Seq
     from attnviz.tokenizer import Tokenizer
 
 FORMAT_NAME = "attnviz-checkpoint"
 #: 1: SentencePiece models as ``src_spm``/``tgt_spm`` bytes. 2: tokenizer specs
-#: (``src_tokenizer``/``tgt_tokenizer``, see attnviz.tokenizer). 3: the config may hold
-#: ``attn_query_bias`` and ``decoder_init`` (models imported from other toolkits). Older
-#: files are migrated.
+#: (``src_tokenizer``/``tgt_tokenizer``, see attnviz.tokenizer). 3: ``search``, the model's
+#: search rules (attnviz.decoding.SearchRules; empty: attnviz's own), and config fields for
+#: imported models (their defaults are version 2's behaviour). Older files are migrated.
 FORMAT_VERSION = 3
 #: Largest pickle part (config, tokenizers, metadata) read from a file.
 MAX_PICKLE_BYTES = 64 << 20
@@ -54,12 +55,17 @@ REQUIRED_KEYS = (
     "state_dict",
     "src_tokenizer",
     "tgt_tokenizer",
+    "search",
 )
 
 
 @dataclass
 class Checkpoint:
-    """A model: config, weights, both tokenizers (as specs) and free-form metadata."""
+    """A model: config, weights, both tokenizers (as specs), search rules and metadata.
+
+    ``search`` holds :class:`attnviz.decoding.SearchRules` as a plain dict (empty: attnviz's
+    own rules); an imported model carries its toolkit's.
+    """
 
     config: ModelConfig
     state_dict: dict[str, Any]
@@ -67,6 +73,7 @@ class Checkpoint:
     tgt_tokenizer: dict[str, Any]
     metadata: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    search: dict[str, Any] = field(default_factory=dict)
 
     def to_payload(self) -> dict[str, Any]:
         return {
@@ -76,8 +83,18 @@ class Checkpoint:
             "state_dict": self.state_dict,
             "src_tokenizer": self.src_tokenizer,
             "tgt_tokenizer": self.tgt_tokenizer,
+            "search": self.search,
             "metadata": self.metadata,
         }
+
+    def rules(self) -> SearchRules:
+        """The search rules; a bad stored value is a CheckpointError naming the file."""
+        from attnviz.decoding import SearchRules
+
+        try:
+            return SearchRules.from_dict(self.search)
+        except AttnvizError as err:
+            raise CheckpointError(f"{self.path or 'checkpoint'}: bad search rules: {err}") from err
 
     def tokenizers(self) -> tuple[Tokenizer, Tokenizer]:
         """Source and target tokenizers; a bad spec is a CheckpointError naming the file."""
@@ -144,8 +161,7 @@ def _migrate(payload: dict[str, Any], file: Path) -> dict[str, Any]:
             payload[f"{side}_tokenizer"] = sentencepiece_spec(model)
         payload["format_version"] = 2
     if payload["format_version"] == 2:
-        # version 3 only added config fields whose defaults are version 2's behaviour
-        payload = {**payload, "format_version": 3}
+        payload = {**payload, "search": {}, "format_version": 3}
     return payload
 
 
@@ -395,10 +411,11 @@ def check_weights(
             )
         if value.device.type == "meta":
             raise CheckpointError(f"{name}: weight {key} holds no data (a meta tensor)")
-        if not value.dtype.is_floating_point:
+        if value.dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
+            # float8 types are floating point too, but torch cannot compute with them
             raise CheckpointError(
                 f"{name}: weight {key} has dtype {str(value.dtype).removeprefix('torch.')}; "
-                "weights must be real floating point"
+                "weights must be real floating point (float16, bfloat16, float32 or float64)"
             )
         if values and not bool(torch.isfinite(value).all()):
             raise CheckpointError(f"{name}: weight {key} holds NaN or infinite values")
@@ -486,6 +503,9 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> 
         )
     if not isinstance(payload["state_dict"], dict):
         raise CheckpointError(f"{file}: state_dict is not a dict")
+    if not isinstance(payload["search"], dict):
+        raise CheckpointError(f"{file}: search is not a dict")
+    _plain_or_fail(file, payload["search"], "search")
     metadata = payload.get("metadata")
     metadata = {} if metadata is None else metadata
     if not isinstance(metadata, dict):
@@ -503,14 +523,17 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> 
         ) from err
     check_weights(config, state_dict, file, expected=expected)
     _check_digest(file, payload.get(DIGEST_KEY), state_dict)
-    return Checkpoint(
+    checkpoint = Checkpoint(
         config=config,
         state_dict=state_dict,
         src_tokenizer=payload["src_tokenizer"],
         tgt_tokenizer=payload["tgt_tokenizer"],
         metadata=metadata,
         path=file,
+        search=payload["search"],
     )
+    checkpoint.rules()  # bad stored rules fail here, with the file named
+    return checkpoint
 
 
 def _plain_or_fail(file: Path, value: Any, where: str, **limits: Any) -> None:
@@ -562,12 +585,15 @@ def describe_checkpoint(checkpoint: Checkpoint) -> list[tuple[str, str]]:
     rows.append(("source vocabulary", f"{source.vocab_size} ({source.kind})"))
     rows.append(("target vocabulary", f"{target.vocab_size} ({target.kind})"))
     rows.extend((f"config.{key}", str(value)) for key, value in checkpoint.config.to_dict().items())
+    if checkpoint.search:
+        rules = checkpoint.rules().to_dict()
+        rows.append(("search", ", ".join(f"{key} {value}" for key, value in rules.items())))
     for key, value in checkpoint.metadata.items():
         if key == "origin" and isinstance(value, dict):
             rows.extend(_origin_rows(value))
             continue
         shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-        rows.append((f"{'search' if key == 'search' else 'training.' + key}", shown))
+        rows.append((f"training.{key}", shown))
     return rows
 
 
@@ -580,4 +606,9 @@ def _origin_rows(origin: dict[str, Any]) -> list[tuple[str, str]]:
     mapping = origin.get("mapping")
     if isinstance(mapping, list):
         rows.extend(("origin.mapping", str(line)) for line in mapping)
+    rows.extend(
+        (f"origin.{key}", str(value))
+        for key, value in origin.items()
+        if key not in ("toolkit", "version", "files", "mapping")
+    )
     return rows

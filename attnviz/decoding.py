@@ -6,11 +6,15 @@ sentence, a list of :class:`Hypothesis` (best first) whose ``weights``/``scores`
 
 A sentence's result never depends on the other sentences of its batch: the encoder packs
 padding away, attention masks it, and the output length limit is per sentence.
+
+How hypotheses are searched and scored follows the model's :class:`SearchRules` (attnviz's
+own by default; an imported model's toolkit's otherwise).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,22 +25,35 @@ from attnviz.errors import ConfigError
 from attnviz.model import Seq2Seq, pad_batch
 from attnviz.options import DEFAULT_LENGTH_PENALTY
 
-BEAM_STOPS = ("beam_full", "best_ended")
+BEAM_STOPS = ("beam_full", "all_slots_ended", "best_ended")
+LENGTH_NORMS = ("average", "gnmt")
 
 
 @dataclass(frozen=True)
 class SearchRules:
-    """The conventions of a search that toolkits differ on; attnviz's own by default.
+    """How a model searches and scores hypotheses; stored with the model, not chosen per call.
 
-    - Output limit (target tokens, ``</s>`` included) for a source of ``N`` encoder tokens:
-      ``min(max_length_cap, int(max_length_ratio * N + max_length_offset))``.
-    - A hypothesis of ``T`` tokens scores ``sum(log-probs) / (T + length_offset) ** penalty``.
-    - ``beam_stop``, with beam size ``K``:
-      ``beam_full``: each step looks at the 2K best candidates; ended ones are set aside until
-      K have ended, which stops the sentence (attnviz);
-      ``best_ended``: each step looks at the K best candidates; every ended one is set aside;
-      the sentence stops once the best candidate of a step has ended and at least ``nbest``
-      have (OpenNMT-py), so asking for more hypotheses can change the best one.
+    attnviz's own models use the defaults. An imported model carries its toolkit's rules, so
+    that its greedy and beam translations are exactly the toolkit's.
+
+    - Output limit (target tokens, ``</s>`` included) for a source of N encoder tokens:
+      ``min(max_length_cap, int(max_length_ratio * N + max_length_offset))``, at least 1
+      (ratio 0 makes it a fixed limit).
+    - ``min_length``: ``</s>`` is not allowed before this many tokens; ``forbidden``: token
+      ids never generated.
+    - A hypothesis of T tokens scores, with ``length_norm`` ``"average"``,
+      ``sum(log-probs) / (T + length_offset) ** penalty``; with ``"gnmt"``,
+      ``sum(log-probs) / ((5 + T) / 6) ** penalty`` (the plain sum when penalty is 0).
+      ``length_penalty`` is the penalty used when DecodeOptions leaves it unset.
+    - ``beam_stop``, with beam size K: ``beam_full``: each step looks at the 2K best
+      candidates; ended ones leave the beam until K have ended, which stops the sentence
+      (attnviz); ``all_slots_ended``: each step keeps the K best candidates, ended ones
+      included (they keep their slot and are extended further); a slot that has once held
+      an ended hypothesis stays marked, and the sentence stops when all K are (JoeyNMT 2);
+      ``best_ended``: each step looks at the K best candidates; every ended one is set
+      aside (no cap on their number) and its slot is dead; the sentence stops once the best
+      candidate of a step has ended and at least ``nbest`` have, so asking for more
+      hypotheses can change the best one (OpenNMT-py).
     """
 
     max_length_ratio: float = 2.0
@@ -44,49 +61,59 @@ class SearchRules:
     max_length_cap: int | None = None
     length_offset: int = 0
     beam_stop: str = "beam_full"
+    min_length: int = 0
+    forbidden: tuple[int, ...] = ()
+    length_norm: str = "average"
+    length_penalty: float = DEFAULT_LENGTH_PENALTY
 
     def __post_init__(self) -> None:
-        def number(value: object) -> bool:
-            return isinstance(value, int | float) and not isinstance(value, bool)
-
-        def whole(value: object) -> bool:
-            return isinstance(value, int) and not isinstance(value, bool)
-
-        if not (number(self.max_length_ratio) and number(self.max_length_offset)):
-            raise ConfigError("max_length_ratio and max_length_offset must be numbers")
-        if not (
-            whole(self.length_offset)
-            and (self.max_length_cap is None or whole(self.max_length_cap))
-        ):
-            raise ConfigError("length_offset and max_length_cap must be whole numbers")
-        if not isinstance(self.beam_stop, str) or self.beam_stop not in BEAM_STOPS:
+        if self.beam_stop not in BEAM_STOPS:
             raise ConfigError(
                 f"unknown beam_stop {self.beam_stop!r}; valid: {', '.join(BEAM_STOPS)}"
             )
-        if not 0 <= self.max_length_ratio <= 100 or not 0 <= self.max_length_offset <= 10_000:
+        if self.length_norm not in LENGTH_NORMS:
             raise ConfigError(
-                "max_length_ratio must be in [0, 100] and max_length_offset in [0, 10000]"
+                f"unknown length_norm {self.length_norm!r}; valid: {', '.join(LENGTH_NORMS)}"
             )
-        if self.max_length_cap is not None and self.max_length_cap < 1:
-            raise ConfigError(f"max_length_cap must be at least 1, not {self.max_length_cap}")
-        if self.length_offset < 0:
-            raise ConfigError(f"length_offset must be at least 0, not {self.length_offset}")
+        for name in ("max_length_ratio", "max_length_offset", "length_penalty"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ConfigError(f"{name} must be a number, not {value!r}")
+            if not math.isfinite(value) or value < 0:
+                raise ConfigError(f"{name} must be at least 0, not {value}")
+        for name in ("length_offset", "min_length"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(f"{name} must be a whole number >= 0, not {value!r}")
+        cap = self.max_length_cap
+        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+            raise ConfigError(f"max_length_cap must be a whole number >= 1, not {cap!r}")
+        forbidden = self.forbidden
+        if not isinstance(forbidden, tuple | list) or not all(
+            isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in forbidden
+        ):
+            raise ConfigError("forbidden must be a list of token ids")
+        object.__setattr__(self, "forbidden", tuple(forbidden))
 
     def max_output_length(self, source_length: int) -> int:
+        """Most target tokens (EOS included) for a source of ``source_length`` tokens."""
         limit = max(1, int(self.max_length_ratio * source_length + self.max_length_offset))
         return limit if self.max_length_cap is None else min(limit, self.max_length_cap)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        values = dataclasses.asdict(self)
+        values["forbidden"] = list(self.forbidden)
+        return values
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> SearchRules:
+    def from_dict(cls, values: Any) -> SearchRules:
+        """Rebuild stored rules; unknown or bad fields are a ConfigError."""
         if not isinstance(values, dict):
-            raise ConfigError(f"search rules must be a dict, not {type(values).__name__}")
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
+            raise ConfigError("search rules must be a dict")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(str(k) for k in set(values) - known)
         if unknown:
-            raise ConfigError(f"unknown search rules: {', '.join(str(u)[:40] for u in unknown)}")
+            raise ConfigError(f"unknown search rules: {', '.join(unknown)}")
         return cls(**values)
 
 
@@ -94,7 +121,7 @@ ATTNVIZ_RULES = SearchRules()
 
 
 def max_output_length(source_length: int) -> int:
-    """Upper bound on target tokens (EOS included): scales with the source."""
+    """Upper bound on target tokens (EOS included) under attnviz's own rules."""
     return ATTNVIZ_RULES.max_output_length(source_length)
 
 
@@ -109,8 +136,14 @@ class Hypothesis:
 
 
 def normalized_score(
-    logprob_sum: float, length: int, length_penalty: float, rules: SearchRules = ATTNVIZ_RULES
+    logprob_sum: float, length: int, length_penalty: float, rules: SearchRules | None = None
 ) -> float:
+    """The score of a hypothesis of ``length`` tokens, as ``rules.length_norm`` says."""
+    rules = rules or ATTNVIZ_RULES
+    if rules.length_norm == "gnmt":
+        if length_penalty <= 0:
+            return logprob_sum
+        return logprob_sum / ((5.0 + length) / 6.0) ** length_penalty
     return logprob_sum / max(length + rules.length_offset, 1) ** length_penalty
 
 
@@ -119,6 +152,18 @@ def _length_limits(lengths: torch.Tensor, max_length: int | None, rules: SearchR
     if max_length is not None:
         limits = [min(limit, max_length) for limit in limits]
     return limits
+
+
+def _restrict(logprobs: torch.Tensor, rules: SearchRules, step: int, eos_id: int) -> torch.Tensor:
+    """Log-probs [*, V] with the tokens the rules do not allow at ``step`` set to -inf."""
+    banned = [i for i in rules.forbidden if i < logprobs.size(-1)]
+    if step < rules.min_length:
+        banned.append(eos_id)
+    if not banned:
+        return logprobs
+    restricted = logprobs.clone()
+    restricted[:, banned] = float("-inf")
+    return restricted
 
 
 @torch.inference_mode()
@@ -131,7 +176,7 @@ def greedy_decode(
     length_penalty: float = DEFAULT_LENGTH_PENALTY,
     rules: SearchRules = ATTNVIZ_RULES,
 ) -> list[list[Hypothesis]]:
-    """Argmax at every step, the whole batch at once."""
+    """Argmax at every step (over the tokens the rules allow), the whole batch at once."""
     config = model.config
     keys, projected, mask, state = model.encode(src, lengths)
     batch = src.size(0)
@@ -145,7 +190,8 @@ def greedy_decode(
             prev, state, keys, projected, mask
         )
         step_logprobs = torch.log_softmax(logits.float(), dim=-1)  # [B, V]
-        best_logprob, best = step_logprobs.max(dim=-1)  # [B]
+        best = _restrict(step_logprobs, rules, t, config.eos_id).argmax(dim=-1)  # [B]
+        best_logprob = step_logprobs.gather(1, best.unsqueeze(1)).squeeze(1)  # [B]
         tokens.append(best)
         weights.append(step_weights)
         scores.append(step_scores)
@@ -201,22 +247,27 @@ def beam_decode(
 ) -> list[list[Hypothesis]]:
     """Beam search over the batch; each hypothesis's attention is rebuilt by back-pointers.
 
-    A sentence stops as ``rules.beam_stop`` says or at its length limit; the ``nbest`` best
-    by length-normalised score are returned.
+    A sentence stops once it holds ``beam_size`` finished hypotheses (or as ``rules.beam_stop``
+    says) or reaches its length limit; the ``nbest`` best by length-normalised score are
+    returned. Models whose rules name another toolkit's beam are searched as that toolkit does.
     """
     if not 1 <= nbest <= beam_size:  # DecodeOptions checks this for users
         raise ValueError(f"need 1 <= nbest ({nbest}) <= beam_size ({beam_size})")
+    limits = _length_limits(lengths, max_length, rules)
+    if rules.beam_stop == "all_slots_ended":
+        return _beam_decode_joeynmt(
+            model, src, lengths, beam_size, nbest, limits, length_penalty, rules
+        )
     config = model.config
     k = beam_size
+    best_ended = rules.beam_stop == "best_ended"
+    width = k if best_ended else 2 * k  # candidates looked at per step
     batch = src.size(0)
     device = src.device
     keys, projected, mask, state = model.encode(src, lengths)
     expand = torch.arange(batch, device=device).repeat_interleave(k)  # [B*K]
     keys, projected, mask = keys[expand], projected[expand], mask[expand]
     state = state.index_select(expand)
-    limits = _length_limits(lengths, max_length, rules)
-    best_ended = rules.beam_stop == "best_ended"
-    candidates = k if best_ended else 2 * k
 
     cumulative = torch.full((batch, k), float("-inf"), device=device)
     cumulative[:, 0] = 0.0  # only the first beam is alive at the start
@@ -237,9 +288,10 @@ def beam_decode(
         step_scores.append(scores)
         logprobs = torch.log_softmax(logits.float(), dim=-1)  # [B*K, V]
         vocab = logprobs.size(-1)
-        totals = cumulative.view(-1, 1) + logprobs  # [B*K, V]
-        top_scores, top_index = totals.view(batch, k * vocab).topk(
-            min(candidates, k * vocab), dim=1
+        allowed = _restrict(logprobs, rules, t, config.eos_id)
+        candidates = cumulative.view(-1, 1) + allowed  # [B*K, V]
+        top_scores, top_index = candidates.view(batch, k * vocab).topk(
+            min(width, k * vocab), dim=1
         )  # [B, 2K] or [B, K]
         top_scores_list = top_scores.tolist()
         top_beam = (top_index // vocab).tolist()
@@ -379,4 +431,154 @@ def forced_decode(
                 )
             ]
         )
+    return results
+
+
+@dataclass
+class _Alive:
+    """The hypotheses in the beam slots: one row per slot, ``[rows, T, ...]``."""
+
+    tokens: torch.Tensor  # [R, T] long
+    logprobs: torch.Tensor  # [R, T]
+    weights: torch.Tensor  # [R, T, N]
+    scores: torch.Tensor  # [R, T, N]
+
+    def extend(
+        self,
+        parents: torch.Tensor,
+        tokens: torch.Tensor,
+        logprobs: torch.Tensor,
+        weights: torch.Tensor,
+        scores: torch.Tensor,
+    ) -> _Alive:
+        """Each new slot: its parent's rows followed by this step's token and attention."""
+        return _Alive(
+            torch.cat([self.tokens[parents], tokens.unsqueeze(1)], dim=1),
+            torch.cat([self.logprobs[parents], logprobs.unsqueeze(1)], dim=1),
+            torch.cat([self.weights[parents], weights[parents].unsqueeze(1)], dim=1),
+            torch.cat([self.scores[parents], scores[parents].unsqueeze(1)], dim=1),
+        )
+
+    def keep(self, sentences: torch.Tensor, k: int) -> _Alive:
+        """Only the slots of the given sentences (rows grouped K by K)."""
+
+        def pick(tensor: torch.Tensor) -> torch.Tensor:
+            grouped = tensor.view(-1, k, *tensor.shape[1:])  # [B, K, ...]
+            return grouped.index_select(0, sentences).flatten(0, 1)
+
+        return _Alive(pick(self.tokens), pick(self.logprobs), pick(self.weights), pick(self.scores))
+
+
+def _beam_decode_joeynmt(
+    model: Seq2Seq,
+    src: torch.Tensor,
+    lengths: torch.Tensor,
+    k: int,
+    nbest: int,
+    limits: list[int],
+    length_penalty: float,
+    rules: SearchRules,
+) -> list[list[Hypothesis]]:
+    """JoeyNMT 2's beam search, with attention carried along.
+
+    Per step the K best of the K x V extensions survive, finished ones included: a slot
+    whose hypothesis ended keeps being extended, and its continuations compete for the K
+    slots. A slot that has once held a finished hypothesis stays marked, and a sentence ends
+    when all K slots are marked or at its length limit. A hypothesis is collected when it
+    ends with its first EOS (or reaches the limit without one). With ``length_penalty`` > 0
+    scores are divided by ((5 + T) / 6) ** penalty before ranking, as JoeyNMT's alpha does.
+    """
+    config = model.config
+    eos = config.eos_id
+    batch = src.size(0)
+    device = src.device
+    keys, projected, mask, state = model.encode(src, lengths)
+    expand = torch.arange(batch, device=device).repeat_interleave(k)  # [B*K]
+    keys, projected, mask = keys[expand], projected[expand], mask[expand]
+    state = state.index_select(expand)
+    n_src = keys.size(1)
+    dtype = keys.dtype
+    alive = _Alive(
+        torch.zeros(batch * k, 0, dtype=torch.long, device=device),
+        torch.zeros(batch * k, 0, device=device),
+        torch.zeros(batch * k, 0, n_src, dtype=dtype, device=device),
+        torch.zeros(batch * k, 0, n_src, dtype=dtype, device=device),
+    )
+    beam_logprobs = torch.zeros(batch, k, device=device)  # [b, K] cumulative
+    beam_logprobs[:, 1:] = float("-inf")  # only the first slot is alive at the start
+    marked = torch.zeros(batch, k, dtype=torch.bool, device=device)
+    sentences = torch.arange(batch, device=device)  # sentence of each remaining row group
+    collected: list[list[tuple[float, list[int], np.ndarray, np.ndarray, np.ndarray]]] = [
+        [] for _ in range(batch)
+    ]
+    results: list[list[Hypothesis]] = [[] for _ in range(batch)]
+    prev = torch.full((batch * k,), config.bos_id, dtype=torch.long, device=device)
+
+    for step in range(max(limits)):
+        remaining = sentences.size(0)
+        logits, state, weights, scores = model.decoder.step(prev, state, keys, projected, mask)
+        logprobs = torch.log_softmax(logits.float(), dim=-1)  # [b*K, V]
+        vocab = logprobs.size(-1)
+        totals = _restrict(logprobs, rules, step, eos) + beam_logprobs.view(-1, 1)  # [b*K, V]
+        if length_penalty > 0:
+            penalty = ((5.0 + (step + 1)) / 6.0) ** length_penalty
+            top_scores, top_index = (totals / penalty).view(remaining, k * vocab).topk(k, dim=-1)
+            beam_logprobs = top_scores * penalty  # as JoeyNMT recovers them
+        else:
+            top_scores, top_index = totals.view(remaining, k * vocab).topk(k, dim=-1)
+            beam_logprobs = top_scores.clone()
+        top_token = top_index.fmod(vocab)  # [b, K]
+        parents = (
+            top_index // vocab + torch.arange(remaining, device=device).unsqueeze(1) * k
+        ).view(-1)
+        token_logprobs = logprobs[parents, top_token.view(-1)]  # [b*K]
+        alive = alive.extend(parents, top_token.view(-1), token_logprobs, weights, scores)
+
+        at_limit = torch.tensor(
+            [step + 1 >= limits[int(i)] for i in sentences.tolist()], device=device
+        )
+        marked = marked | top_token.eq(eos) | top_scores.eq(float("-inf")) | at_limit.unsqueeze(1)
+        ended = marked.all(dim=-1)  # [b]
+        if bool(marked.any()):
+            tokens_np = alive.tokens.cpu().numpy()
+            for i in range(remaining):
+                sentence = int(sentences[i])
+                for j in marked[i].nonzero().view(-1).tolist():
+                    row = i * k + j
+                    hyp = tokens_np[row]
+                    eos_count = int((hyp == eos).sum())
+                    if eos_count > 1:
+                        continue  # ended at an earlier step and already collected
+                    if (eos_count == 0 and bool(at_limit[i])) or (
+                        eos_count == 1 and hyp[-1] == eos
+                    ):
+                        length = int(lengths[sentence])
+                        collected[sentence].append(
+                            (
+                                float(top_scores[i, j]),
+                                hyp.tolist(),
+                                alive.weights[row, :, :length].float().cpu().numpy(),
+                                alive.scores[row, :, :length].float().cpu().numpy(),
+                                alive.logprobs[row].float().cpu().numpy(),
+                            )
+                        )
+                if bool(ended[i]):
+                    best = sorted(collected[sentence], key=lambda c: c[0], reverse=True)
+                    results[sentence] = [
+                        Hypothesis(
+                            tokens=toks, weights=w, scores=s, token_logprobs=lp, score=score, rank=r
+                        )
+                        for r, (score, toks, w, s, lp) in enumerate(best[:nbest])
+                    ]
+            going = (~ended).nonzero().view(-1)
+            if going.numel() == 0:
+                break
+            parents = parents.view(remaining, k).index_select(0, going).view(-1)
+            beam_logprobs = beam_logprobs.index_select(0, going)
+            marked = marked.index_select(0, going)
+            sentences = sentences.index_select(0, going)
+            alive = alive.keep(going, k)
+        keys, projected, mask = keys[parents], projected[parents], mask[parents]
+        state = state.index_select(parents)
+        prev = alive.tokens[:, -1]
     return results

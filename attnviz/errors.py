@@ -33,8 +33,19 @@ class InputError(AttnvizError):
     """Input text or files that cannot be processed."""
 
 
+class RecordError(InputError, ValueError):
+    """An alignment record (a dict or a JSON line) that does not describe an alignment.
+
+    Also a ValueError, which is what reading a record raised before this class existed.
+    """
+
+
 class OutputError(AttnvizError):
     """An output path that cannot or must not be written."""
+
+
+class OutputExistsError(OutputError):
+    """An output file exists and the caller did not ask to replace it."""
 
 
 class MissingModelFile(CheckpointError):
@@ -47,7 +58,3 @@ class MissingModelFile(CheckpointError):
     def __init__(self, message: str, argument: str) -> None:
         super().__init__(message)
         self.argument = argument
-
-
-class OutputExistsError(OutputError):
-    """An output file exists and the caller did not ask to replace it."""

@@ -1,70 +1,15 @@
-"""Scores for translations and word alignments (standard library only).
+"""Scores for translations (standard library only).
 
-* :func:`parse_pharaoh` reads a gold alignment line (``i-j`` sure, ``i?j`` possible).
-* :func:`aer` is the alignment error rate of Och & Ney (2003), summed over a corpus.
 * :func:`chrf` is corpus-level chrF (Popović 2015) with sacreBLEU's default settings.
 * :func:`exact_match` is the fraction of hypotheses identical to their reference.
+
+Word-alignment scores (AER, precision, recall) live in :mod:`attnviz.eval`.
 """
 
 from __future__ import annotations
 
-import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
-
-Link = tuple[int, int]
-
-_LINK = re.compile(r"(\d+)([-?])(\d+)")
-
-
-def parse_pharaoh(line: str) -> tuple[set[Link], set[Link]]:
-    """Parse one alignment line into ``(sure, possible)`` sets of ``(i, j)`` links.
-
-    ``i-j`` is a sure link and ``i?j`` a possible one; sure links are also possible, so
-    the second set always contains the first. An empty line is an empty alignment.
-
-    >>> parse_pharaoh("0-0 1?0 2-1")
-    ({(0, 0), (2, 1)}, {(0, 0), (1, 0), (2, 1)})
-    """
-    sure: set[Link] = set()
-    possible: set[Link] = set()
-    for token in line.split():
-        match = _LINK.fullmatch(token)
-        if match is None:
-            raise ValueError(
-                f"malformed alignment link {token!r}: expected 'i-j' (sure) or 'i?j' (possible) "
-                "with non-negative integers"
-            )
-        link = (int(match.group(1)), int(match.group(3)))
-        possible.add(link)
-        if match.group(2) == "-":
-            sure.add(link)
-    return sure, possible
-
-
-def aer(
-    predicted: Iterable[set[Link]], sure: Iterable[set[Link]], possible: Iterable[set[Link]]
-) -> float:
-    """Corpus-level alignment error rate, 0 (perfect) to 1.
-
-    ``AER = 1 - (|A∩S| + |A∩P|) / (|A| + |S|)`` with every count summed over sentences.
-    Possible links are taken to include the sure ones (``P ∪ S`` is used for ``P``).
-    """
-    predicted, sure, possible = list(predicted), list(sure), list(possible)
-    if not len(predicted) == len(sure) == len(possible):
-        raise ValueError(
-            f"aer needs one predicted, sure and possible set per sentence; got "
-            f"{len(predicted)}, {len(sure)} and {len(possible)}"
-        )
-    hits = total = 0
-    for a, s, p in zip(predicted, sure, possible, strict=True):
-        a, s = set(a), set(s)
-        p = set(p) | s
-        hits += len(a & s) + len(a & p)
-        total += len(a) + len(s)
-    if total == 0:
-        return 0.0
-    return 1.0 - hits / total
+from collections.abc import Sequence
 
 
 def _char_ngrams(text: str, n: int) -> Counter[str]:

@@ -21,7 +21,16 @@ from attnviz.errors import ConfigError
 
 RNN_TYPES = ("gru", "lstm")
 CONCAT_ORDERS = ("context_first", "state_first")
-DECODER_INITS = ("tanh_bridge", "encoder_final", "grouped_relu_bridge")
+DECODER_INITS = (
+    "tanh_bridge",
+    "shared_tanh_bridge",
+    "shared_last",
+    "zero",
+    "encoder_final",
+    "grouped_relu_bridge",
+)
+#: decoder_init modes where decoder layer l starts from encoder layer l (OpenNMT-py)
+PER_LAYER_INITS = ("encoder_final", "grouped_relu_bridge")
 #: Upper bounds on sizes: far above any RNN translation model, low enough that a bad config
 #: cannot ask for more memory or layers than a machine has.
 MAX_VOCAB_SIZE = 1_000_000
@@ -71,22 +80,33 @@ def _check_type(name: str, value: Any, declared: Any) -> None:
 class ModelConfig:
     """Everything needed to rebuild the network; saved as a plain dict in checkpoints.
 
-    ``attn_concat_order``, ``attn_out_bias``/``attn_out_tanh`` and ``src_eos`` are the
+    ``attn_concat_order``, ``attn_out_bias``/``attn_out_tanh``, ``src_eos``,
+    ``output_bias``, ``decoder_init``, ``tgt_embedding_size`` and ``attn_query_bias`` are the
     points on which RNN NMT toolkits differ; keeping them here lets one class load them all.
 
+    ``decoder_init``: how the decoder's first state comes from the encoder's top-layer final
+    hidden state ``h`` (directions concatenated, size H):
+
+    - ``tanh_bridge``: tanh(Linear(h)) with one projection per decoder layer, and for LSTMs
+      a second projection of the encoder's final cell state for the decoder's cell
+      (attnviz's own models);
+    - ``shared_tanh_bridge``: one tanh(Linear(h)) of size Q given to every decoder layer,
+      and to the LSTM cell as well (JoeyNMT ``bridge``);
+    - ``shared_last``: ``h`` itself (its forward half when H = 2Q) given to every decoder
+      layer and to the LSTM cell; needs H = Q or H = 2Q (JoeyNMT ``last``);
+    - ``zero``: zeros;
+    - ``encoder_final``: decoder layer ``l`` starts from encoder layer ``l``'s final state,
+      directions concatenated, cell state likewise (OpenNMT-py without ``bridge``); needs as
+      many layers on both sides and Q = H;
+    - ``grouped_relu_bridge``: OpenNMT-py's ``bridge``: the final states ``[layers*dirs, B,
+      h]`` are read batch-major in groups of ``layers`` consecutive states, each group goes
+      through ``relu(Linear(layers*h, layers*h))`` (a second one for the LSTM cell), then as
+      ``encoder_final``.
+
+    ``output_bias``: whether the output layer has a bias. ``tgt_embedding_size``: the target
+    embedding size when it differs from the source one (None: ``embedding_size``).
     ``attn_query_bias``: the additive scorer's query projection ``W`` has a bias
     (OpenNMT-py ``mlp``).
-
-    ``decoder_init``: how the encoder's final state starts the decoder.
-
-    - ``tanh_bridge``: ``tanh(Linear(top-layer final state, directions concatenated))``,
-      reshaped to every decoder layer (attnviz's own models);
-    - ``encoder_final``: decoder layer ``l`` starts from encoder layer ``l``'s final state,
-      directions concatenated (OpenNMT-py without ``bridge``); needs as many layers on both
-      sides and ``decoder_hidden_size == encoder_output_size``;
-    - ``grouped_relu_bridge``: OpenNMT-py's ``bridge``: the final states ``[layers*dirs, B, h]``
-      are read batch-major in groups of ``layers`` consecutive states, each group goes through
-      ``relu(Linear(layers*h, layers*h))``, then as ``encoder_final``.
     """
 
     src_vocab_size: int
@@ -106,8 +126,10 @@ class ModelConfig:
     attn_out_bias: bool = True
     attn_out_tanh: bool = True
     src_eos: bool = True
-    attn_query_bias: bool = False
+    output_bias: bool = True
     decoder_init: str = "tanh_bridge"
+    tgt_embedding_size: int | None = None
+    attn_query_bias: bool = False
     pad_id: int = 0
     unk_id: int = 1
     bos_id: int = 2
@@ -133,8 +155,34 @@ class ModelConfig:
             value = getattr(self, name)
             if not 1 <= value <= high:
                 raise ConfigError(f"{name} must be between 1 and {high:,}, not {value}")
+        if self.tgt_embedding_size is not None and not 1 <= self.tgt_embedding_size <= MAX_WIDTH:
+            raise ConfigError(
+                f"tgt_embedding_size must be between 1 and {MAX_WIDTH:,}, "
+                f"not {self.tgt_embedding_size}"
+            )
+        if self.decoder_init == "shared_last" and self.encoder_output_size not in (
+            self.decoder_hidden_size,
+            2 * self.decoder_hidden_size,
+        ):
+            raise ConfigError(
+                f"decoder_init 'shared_last' needs the encoder output size "
+                f"({self.encoder_output_size}) to be the decoder hidden size "
+                f"({self.decoder_hidden_size}) or twice it"
+            )
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), not {self.dropout}")
+        if self.decoder_init in PER_LAYER_INITS:
+            if self.decoder_layers != self.encoder_layers:
+                raise ConfigError(
+                    f"decoder_init {self.decoder_init} needs as many decoder layers as encoder "
+                    f"layers ({self.decoder_layers} vs {self.encoder_layers})"
+                )
+            if self.decoder_hidden_size != self.encoder_output_size:
+                raise ConfigError(
+                    f"decoder_init {self.decoder_init} needs decoder_hidden_size "
+                    f"({self.decoder_hidden_size}) to equal the encoder output size "
+                    f"({self.encoder_output_size})"
+                )
         smallest = min(self.src_vocab_size, self.tgt_vocab_size)
         for name in ("pad_id", "unk_id", "eos_id"):  # used on both sides
             value = getattr(self, name)
@@ -148,18 +196,6 @@ class ModelConfig:
                 f"bos_id {self.bos_id} is outside the target vocabulary "
                 f"(size {self.tgt_vocab_size})"
             )
-        if self.decoder_init != "tanh_bridge":
-            if self.decoder_layers != self.encoder_layers:
-                raise ConfigError(
-                    f"decoder_init {self.decoder_init} needs as many decoder layers as encoder "
-                    f"layers ({self.decoder_layers} vs {self.encoder_layers})"
-                )
-            if self.decoder_hidden_size != self.encoder_output_size:
-                raise ConfigError(
-                    f"decoder_init {self.decoder_init} needs decoder_hidden_size "
-                    f"({self.decoder_hidden_size}) to equal the encoder output size "
-                    f"({self.encoder_output_size})"
-                )
         if self.attention == "dot" and self.decoder_hidden_size != self.encoder_output_size:
             raise ConfigError(
                 f"dot attention needs the decoder query size ({self.decoder_hidden_size}) to "
@@ -170,6 +206,10 @@ class ModelConfig:
     @property
     def encoder_output_size(self) -> int:
         return self.hidden_size * (2 if self.bidirectional else 1)
+
+    @property
+    def decoder_embedding_size(self) -> int:
+        return self.tgt_embedding_size or self.embedding_size
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -268,58 +308,71 @@ class Encoder(nn.Module):
 
 
 class Bridge(nn.Module):
-    """Encoder's final state -> decoder's initial state, as ``config.decoder_init`` says."""
+    """Encoder's top-layer final state -> decoder's initial state (see ``decoder_init``)."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        if config.decoder_init == "tanh_bridge":
-            in_size = config.encoder_output_size
-            out_size = config.decoder_hidden_size * config.decoder_layers
-        else:  # one group of `layers` consecutive per-direction states
+        mode = config.decoder_init
+        in_size = config.encoder_output_size
+        out_size = config.decoder_hidden_size * (
+            config.decoder_layers if mode == "tanh_bridge" else 1
+        )
+        if mode == "grouped_relu_bridge":  # one group: `layers` consecutive states
             in_size = out_size = config.hidden_size * config.encoder_layers
-        has_layers = config.decoder_init != "encoder_final"
-        self.hidden = nn.Linear(in_size, out_size) if has_layers else None
-        self.cell = nn.Linear(in_size, out_size) if has_layers and config.rnn == "lstm" else None
-
-    @property
-    def _dirs(self) -> int:
-        return 2 if self.config.bidirectional else 1
+        has_hidden = mode in ("tanh_bridge", "shared_tanh_bridge", "grouped_relu_bridge")
+        has_cell = mode in ("tanh_bridge", "grouped_relu_bridge") and config.rnn == "lstm"
+        self.hidden = nn.Linear(in_size, out_size) if has_hidden else None
+        self.cell = nn.Linear(in_size, out_size) if has_cell else None
 
     def _top(self, state: torch.Tensor) -> torch.Tensor:
         """[layers*dirs, B, hidden] -> top layer, directions concatenated [B, H]."""
-        top = state[-self._dirs :]  # [dirs, B, hidden]
+        dirs = 2 if self.config.bidirectional else 1
+        top = state[-dirs:]  # [dirs, B, hidden]
         return torch.cat(list(top), dim=-1)  # [B, dirs*hidden]
 
-    def _tanh_bridge(self, layer: nn.Linear, state: torch.Tensor) -> torch.Tensor:
+    def _map(self, layer: nn.Linear, state: torch.Tensor) -> torch.Tensor:
         batch = state.size(1)
         mapped = torch.tanh(layer(self._top(state)))  # [B, Ld*Q]
         mapped = mapped.view(batch, self.config.decoder_layers, -1)  # [B, Ld, Q]
         return mapped.transpose(0, 1).contiguous()  # [Ld, B, Q]
 
-    def _grouped_relu(self, layer: nn.Linear, state: torch.Tensor) -> torch.Tensor:
-        """[L*D, B, h] -> the same shape, each group of L states through relu(Linear)."""
-        states, batch, hidden = state.shape
-        groups = state.transpose(0, 1).reshape(-1, layer.in_features)  # [B*D, L*h]
-        mapped = torch.relu(layer(groups)).view(batch, states, hidden)  # [B, L*D, h]
-        return mapped.transpose(0, 1).contiguous()  # [L*D, B, h]
+    def _shared(self, hidden: torch.Tensor) -> torch.Tensor:
+        """One [B, Q] state for every decoder layer -> [Ld, B, Q]."""
+        config = self.config
+        top = self._top(hidden)  # [B, H]
+        if config.decoder_init == "shared_tanh_bridge":
+            assert self.hidden is not None
+            top = torch.tanh(self.hidden(top))  # [B, Q]
+        elif config.decoder_init == "shared_last" and top.size(-1) != config.decoder_hidden_size:
+            top = top[:, : config.decoder_hidden_size]  # H = 2Q: the forward direction
+        elif config.decoder_init == "zero":
+            top = top.new_zeros(top.size(0), config.decoder_hidden_size)
+        return top.unsqueeze(0).repeat(config.decoder_layers, 1, 1)  # [Ld, B, Q]
 
-    def _per_layer(self, state: torch.Tensor) -> torch.Tensor:
-        """[L*D, B, h] -> [L, B, D*h]: each layer's directions concatenated."""
-        if self._dirs == 1:
-            return state
-        return torch.cat([state[0::2], state[1::2]], dim=2)
-
-    def _map(self, layer: nn.Linear | None, state: torch.Tensor) -> torch.Tensor:
-        if self.config.decoder_init == "tanh_bridge":
-            assert layer is not None
-            return self._tanh_bridge(layer, state)
+    def _per_layer(self, layer: nn.Linear | None, state: torch.Tensor) -> torch.Tensor:
+        """[L*D, B, h] -> [L, B, D*h]: layer l's directions side by side, after OpenNMT-py's
+        grouped relu(Linear) when there is one."""
         if layer is not None:
-            state = self._grouped_relu(layer, state)
-        return self._per_layer(state)
+            states, batch, hidden = state.shape
+            groups = state.transpose(0, 1).reshape(-1, layer.in_features)  # [B*D, L*h]
+            state = torch.relu(layer(groups)).view(batch, states, hidden)  # [B, L*D, h]
+            state = state.transpose(0, 1)  # [L*D, B, h]
+        if not self.config.bidirectional:
+            return state.contiguous()
+        return torch.cat([state[0::2], state[1::2]], dim=2)  # [L, B, 2h]
 
     def forward(self, final: Any) -> Any:
-        if self.config.rnn == "lstm":
+        if self.config.decoder_init in PER_LAYER_INITS:
+            if self.config.rnn == "lstm":
+                h_n, c_n = final
+                return self._per_layer(self.hidden, h_n), self._per_layer(self.cell, c_n)
+            return self._per_layer(self.hidden, final)
+        if self.config.decoder_init != "tanh_bridge":
+            shared = self._shared(final[0] if isinstance(final, tuple) else final)
+            return (shared, shared) if self.config.rnn == "lstm" else shared
+        assert self.hidden is not None
+        if self.cell is not None:
             h_n, c_n = final
             return self._map(self.hidden, h_n), self._map(self.cell, c_n)
         return self._map(self.hidden, final)
@@ -351,10 +404,10 @@ class AttnDecoder(nn.Module):
         q = config.decoder_hidden_size
         h = config.encoder_output_size
         self.embedding = nn.Embedding(
-            config.tgt_vocab_size, config.embedding_size, padding_idx=config.pad_id
+            config.tgt_vocab_size, config.decoder_embedding_size, padding_idx=config.pad_id
         )
         self.dropout = nn.Dropout(config.dropout)
-        input_size = config.embedding_size + (q if config.input_feeding else 0)
+        input_size = config.decoder_embedding_size + (q if config.input_feeding else 0)
         self.rnn = _rnn(
             config.rnn,
             input_size,
@@ -366,7 +419,7 @@ class AttnDecoder(nn.Module):
             config.attention, q, h, config.attention_size, config.attn_query_bias
         )
         self.combine = nn.Linear(h + q, q, bias=config.attn_out_bias)  # W_c
-        self.output = nn.Linear(q, config.tgt_vocab_size)
+        self.output = nn.Linear(q, config.tgt_vocab_size, bias=config.output_bias)
 
     def initial_state(self, rnn_state: Any, batch: int, device: torch.device) -> DecoderState:
         dtype = self.embedding.weight.dtype

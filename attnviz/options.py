@@ -45,7 +45,8 @@ class DecodeOptions:
 
     ``beam``: beam size (1 is greedy); ``nbest``: hypotheses kept per sentence (≤ beam);
     ``words``: merge subword pieces into words; ``batch_size``: sentences decoded together;
-    ``length_penalty``: hypothesis score = sum of log-probs / length ** length_penalty;
+    ``length_penalty``: how strongly a hypothesis score is normalised by its length (see
+    ``attnviz.decoding.SearchRules``; None: the model's own default, 1.0 for attnviz models);
     ``prefix``: target text forced before free decoding; ``topk``: alternatives recorded per
     step (0: none).
     """
@@ -54,7 +55,7 @@ class DecodeOptions:
     nbest: int = 1
     words: bool = False
     batch_size: int = DEFAULT_BATCH_SIZE
-    length_penalty: float = DEFAULT_LENGTH_PENALTY
+    length_penalty: float | None = None
     prefix: str | None = None
     topk: int = 0
 
@@ -66,10 +67,11 @@ class DecodeOptions:
         _bool("words", self.words)
         _int("batch size", self.batch_size, 1, MAX_BATCH_SIZE)
         penalty = self.length_penalty
-        if isinstance(penalty, bool) or not isinstance(penalty, int | float):
-            raise UsageError(f"length penalty must be a number, not {penalty!r}")
-        if not math.isfinite(penalty) or not 0.0 <= penalty <= 10.0:
-            raise UsageError(f"length penalty must be between 0 and 10, not {penalty}")
+        if penalty is not None:
+            if isinstance(penalty, bool) or not isinstance(penalty, int | float):
+                raise UsageError(f"length penalty must be a number, not {penalty!r}")
+            if not math.isfinite(penalty) or not 0.0 <= penalty <= 10.0:
+                raise UsageError(f"length penalty must be between 0 and 10, not {penalty}")
         if self.prefix is not None and not isinstance(self.prefix, str):
             raise UsageError(f"prefix must be text, not {type(self.prefix).__name__}")
         _int("topk", self.topk, 0, MAX_TOPK)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import io
+import re
+import unicodedata
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 from attnviz.errors import TokenizerError
+
+WORD_START = "\u2581"  # SentencePiece's word-start mark
 
 
 class Tokenizer(ABC):
@@ -18,7 +23,9 @@ class Tokenizer(ABC):
 
     #: Name stored in specs.
     kind: ClassVar[str] = ""
-    #: How pieces group into words: ``"sentencepiece"`` (a piece starting with ▁ opens a word).
+    #: How pieces group into words (attnviz.alignment.WORD_RULES): ``"sentencepiece"`` (a
+    #: piece starting with ▁ opens a word), ``"bpe"`` (a piece ending in @@ joins the next),
+    #: ``"whitespace"`` (every piece is a word).
     word_rule: ClassVar[str] = "sentencepiece"
 
     @property
@@ -30,6 +37,10 @@ class Tokenizer(ABC):
 
     @abstractmethod
     def decode(self, ids: list[int]) -> str: ...
+
+    def pieces(self, text: str) -> list[str]:
+        """How each id of :meth:`encode` is shown (an unknown piece as ``<unk>``)."""
+        return [self.id_to_piece(i) for i in self.encode(text)]
 
     @abstractmethod
     def id_to_piece(self, index: int) -> str: ...
@@ -168,83 +179,308 @@ def train_sentencepiece(
     return stream.getvalue()
 
 
+# -- vocabulary-list kinds (models imported from other toolkits) -----------------------------
+
+_SPACES = re.compile("[ \u3000]+")
+_SPACE_BEFORE = re.compile(r" ([?!,.:])")
+
+
+def _normalize(text: str) -> str:
+    """NFKC, straight quotes, one space between words and none before ?!,.: (JoeyNMT's rule)."""
+    text = unicodedata.normalize("NFKC", text)
+    text = text.replace("\u2019", "'").replace("\u201c", '"').replace("\u201d", '"')
+    return _tidy(text)
+
+
+def _tidy(text: str) -> str:
+    text = _SPACES.sub(" ", text.replace("\u200b", ""))
+    return _SPACE_BEFORE.sub(r"\1", text).strip()
+
+
 @register
 class VocabularyTokenizer(Tokenizer):
-    """A vocabulary list: text split on whitespace, each word looked up; unknown -> ``unk``.
+    """Words split on whitespace and looked up in a vocabulary list (id = position).
 
-    Every token is a word (word rule ``whitespace``). ``tokens[i]`` is the token of id ``i``;
-    a token listed twice keeps its first id.
+    A word that is not in the list becomes the unknown id (shown as ``<unk>``). ``specials``
+    are ids left out of detokenized text (padding, sentence start and end). ``lowercase``
+    and ``normalize`` (see :func:`_normalize`) are applied to the text before splitting.
     """
 
     kind = "vocabulary"
     word_rule = "whitespace"
 
-    def __init__(self, tokens: list[str], unk: str = "<unk>") -> None:
-        if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
-            raise TokenizerError("a vocabulary must be a list of strings")
-        if not isinstance(unk, str) or unk not in tokens:
-            raise TokenizerError(f"the vocabulary has no unknown-word token {unk[:40]!r}")
-        self._tokens = list(tokens)
-        self._unk = unk
+    def __init__(
+        self,
+        tokens: list[str],
+        *,
+        unk_id: int,
+        specials: list[int] | tuple[int, ...] = (),
+        lowercase: bool = False,
+        normalize: bool = False,
+    ) -> None:
+        if not isinstance(tokens, list | tuple) or not all(isinstance(t, str) for t in tokens):
+            raise TokenizerError(f"{self.kind} tokenizer: tokens must be a list of strings")
+        if not tokens:
+            raise TokenizerError(f"{self.kind} tokenizer: the vocabulary is empty")
+        for name, value in (("unk_id", unk_id), *((f"special id {i}", i) for i in specials)):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int)
+                or not 0 <= value < len(tokens)
+            ):
+                raise TokenizerError(
+                    f"{self.kind} tokenizer: {name} must be an id below {len(tokens)}, "
+                    f"not {value!r}"
+                )
+        if not isinstance(lowercase, bool) or not isinstance(normalize, bool):
+            raise TokenizerError(f"{self.kind} tokenizer: lowercase and normalize must be booleans")
+        self.tokens = list(tokens)
+        self.unk_id = unk_id
+        self.specials = frozenset(specials)
+        self.lowercase = lowercase
+        self.normalize = normalize
         self._ids: dict[str, int] = {}
-        for index, token in enumerate(tokens):
+        for index, token in enumerate(self.tokens):
             self._ids.setdefault(token, index)
-        self._unk_id = self._ids[unk]
 
     @property
     def vocab_size(self) -> int:
-        return len(self._tokens)
+        return len(self.tokens)
+
+    def _prepare(self, text: str) -> str:
+        if self.normalize:
+            text = _normalize(text)
+        return text.lower() if self.lowercase else text
 
     def split(self, text: str) -> list[str]:
+        """Pieces of prepared text."""
         return text.split()
 
+    def join(self, pieces: list[str]) -> str:
+        """Text of pieces (special tokens already left out)."""
+        return " ".join(pieces)
+
     def encode(self, text: str) -> list[int]:
-        return [self._ids.get(token, self._unk_id) for token in self.split(text)]
+        return [self._ids.get(piece, self.unk_id) for piece in self.split(self._prepare(text))]
 
-    def id_to_piece(self, index: int) -> str:
-        return self._tokens[int(index)]
+    def pieces(self, text: str) -> list[str]:
+        unknown = self.tokens[self.unk_id]
+        return [
+            piece if piece in self._ids else self.show_unknown(piece, unknown)
+            for piece in self.split(self._prepare(text))
+        ]
 
-    def piece_to_id(self, piece: str) -> int:
-        return self._ids.get(piece, self._unk_id)
+    def show_unknown(self, piece: str, unknown: str) -> str:
+        """How a piece outside the vocabulary is shown: the unknown token."""
+        return unknown
 
     def decode(self, ids: list[int]) -> str:
-        return " ".join(self._tokens[int(i)] for i in ids)
+        pieces = [self.id_to_piece(i) for i in ids if int(i) not in self.specials]
+        text = self.join(pieces)
+        return _tidy(text) if self.normalize else text
+
+    def id_to_piece(self, index: int) -> str:
+        if not 0 <= int(index) < len(self.tokens):
+            raise TokenizerError(f"id {index} is outside the vocabulary of {len(self.tokens)}")
+        return self.tokens[int(index)]
+
+    def piece_to_id(self, piece: str) -> int:
+        return self._ids.get(piece, self.unk_id)
 
     def to_spec(self) -> dict[str, Any]:
-        return {"kind": self.kind, "tokens": list(self._tokens), "unk": self._unk}
+        return {
+            "kind": self.kind,
+            "tokens": list(self.tokens),
+            "unk_id": self.unk_id,
+            "specials": sorted(self.specials),
+            "lowercase": self.lowercase,
+            "normalize": self.normalize,
+        }
+
+    @classmethod
+    def _options(cls, spec: dict[str, Any]) -> dict[str, Any]:
+        """Keyword arguments from a spec; the unknown token is its id or its text (``unk``)."""
+        specials = spec.get("specials", [])
+        if not isinstance(specials, list | tuple):
+            raise TokenizerError(f"{cls.kind} tokenizer: specials must be a list of ids")
+        unk_id = spec.get("unk_id")
+        tokens = spec.get("tokens")
+        if unk_id is None and isinstance(tokens, list) and spec.get("unk", "<unk>") in tokens:
+            unk_id = tokens.index(spec.get("unk", "<unk>"))
+        return {
+            "unk_id": unk_id,
+            "specials": tuple(specials),
+            "lowercase": spec.get("lowercase", False),
+            "normalize": spec.get("normalize", False),
+        }
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> VocabularyTokenizer:
-        return cls(spec.get("tokens"), spec.get("unk", "<unk>"))  # type: ignore[arg-type]
+        return cls(spec.get("tokens"), **cls._options(spec))  # type: ignore[arg-type]
+
+
+@register
+class SubwordNmtTokenizer(VocabularyTokenizer):
+    """subword-nmt BPE (``@@`` joiners) over a vocabulary list; needs the subword-nmt package.
+
+    As JoeyNMT applies it, a merge is kept only when its pieces are in the vocabulary.
+    """
+
+    kind = "subword_nmt"
+    word_rule = "bpe"
+    separator = "@@"
+
+    def __init__(self, tokens: list[str], *, codes: str, **options: Any) -> None:
+        super().__init__(tokens, **options)
+        if not isinstance(codes, str) or not codes.strip():
+            raise TokenizerError("subword-nmt tokenizer: the BPE codes are empty")
+        try:
+            from subword_nmt.apply_bpe import BPE
+        except ImportError as err:
+            raise TokenizerError(
+                "this model's tokenizer needs the subword-nmt package: pip install 'attnviz[bpe]'"
+            ) from err
+        special_tokens = {self.tokens[i] for i in self.specials | {self.unk_id}}
+        vocabulary = set(self.tokens) - special_tokens
+        try:
+            self._bpe = BPE(io.StringIO(codes), separator=self.separator, vocab=vocabulary)
+        except (ValueError, IndexError, SystemExit) as err:
+            raise TokenizerError("subword-nmt tokenizer: cannot read the BPE codes") from err
+        self.codes = codes
+
+    def split(self, text: str) -> list[str]:
+        return self._bpe.process_line(text).split()
+
+    def show_unknown(self, piece: str, unknown: str) -> str:
+        """``<unk>@@`` for an unknown piece that continues a word, so words still group."""
+        return unknown + self.separator if piece.endswith(self.separator) else unknown
+
+    def join(self, pieces: list[str]) -> str:
+        text = " ".join(pieces).replace(self.separator + " ", "")
+        return text[: -len(self.separator)] if text.endswith(self.separator) else text
+
+    def to_spec(self) -> dict[str, Any]:
+        return {**super().to_spec(), "codes": self.codes}
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> SubwordNmtTokenizer:
+        return cls(spec.get("tokens"), codes=spec.get("codes"), **cls._options(spec))  # type: ignore[arg-type]
 
 
 @register
 class SentencePieceVocabularyTokenizer(VocabularyTokenizer):
-    """SentencePiece segmentation with ids from a separate vocabulary list.
+    """SentencePiece segmentation, with ids from a separate vocabulary list.
 
-    The toolkit trained on SentencePiece pieces but numbered them with its own vocabulary:
-    pieces come from the SentencePiece model, ids from ``tokens`` (a piece not listed ->
-    ``unk``), and decoding joins pieces as SentencePiece does.
+    The SentencePiece model should already be restricted to that list (see
+    :func:`restrict_sentencepiece`), as JoeyNMT restricts it before encoding.
     """
 
     kind = "sentencepiece_vocabulary"
     word_rule = "sentencepiece"
 
-    def __init__(self, model_bytes: bytes, tokens: list[str], unk: str = "<unk>") -> None:
-        super().__init__(tokens, unk)
-        self._sp: Any = SentencePieceTokenizer(model_bytes)._sp
-        self._bytes = bytes(model_bytes)
+    def __init__(self, tokens: list[str], *, model: bytes, **options: Any) -> None:
+        super().__init__(tokens, **options)
+        self._spm = SentencePieceTokenizer(model)
 
     def split(self, text: str) -> list[str]:
-        return list(self._sp.encode(text, out_type=str))
+        return list(self._spm._sp.encode(text, out_type=str))
 
-    def decode(self, ids: list[int]) -> str:
-        pieces = [self._tokens[int(i)] for i in ids]
-        return str(self._sp.decode_pieces(pieces))
+    def show_unknown(self, piece: str, unknown: str) -> str:
+        """``▁<unk>`` for an unknown piece that starts a word, so words still group."""
+        return WORD_START + unknown if piece.startswith(WORD_START) else unknown
+
+    def join(self, pieces: list[str]) -> str:
+        return str(self._spm._sp.decode(pieces)).replace(WORD_START, " ").strip()
 
     def to_spec(self) -> dict[str, Any]:
-        return {**super().to_spec(), "model": self._bytes}
+        return {**super().to_spec(), "model": self._spm.to_spec()["model"]}
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> SentencePieceVocabularyTokenizer:
-        return cls(spec.get("model", b""), spec.get("tokens"), spec.get("unk", "<unk>"))  # type: ignore[arg-type]
+        return cls(spec.get("tokens"), model=spec.get("model", b""), **cls._options(spec))  # type: ignore[arg-type]
+
+
+def _varint(data: bytes, position: int) -> tuple[int, int]:
+    value, shift = 0, 0
+    while True:
+        if position >= len(data) or shift > 63:
+            raise TokenizerError("the SentencePiece model is damaged")
+        byte = data[position]
+        value |= (byte & 0x7F) << shift
+        position += 1
+        if not byte & 0x80:
+            return value, position
+        shift += 7
+
+
+def _encode_varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _proto_fields(data: bytes) -> list[tuple[int, int, bytes, bytes]]:
+    """Top-level protobuf fields: (number, wire type, raw field bytes, value bytes)."""
+    fields, position = [], 0
+    while position < len(data):
+        start = position
+        key, position = _varint(data, position)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            _, end = _varint(data, position)
+            value = data[position:end]
+        elif wire == 1:
+            end = position + 8
+            value = data[position:end]
+        elif wire == 2:
+            size, position = _varint(data, position)
+            end = position + size
+            value = data[position:end]
+        elif wire == 5:
+            end = position + 4
+            value = data[position:end]
+        else:
+            raise TokenizerError("the SentencePiece model is damaged")
+        if end > len(data):
+            raise TokenizerError("the SentencePiece model is damaged")
+        fields.append((number, wire, data[start:end], value))
+        position = end
+    return fields
+
+
+_PIECE_NORMAL, _PIECE_UNUSED = 1, 5
+_PIECE_KEEP = {2, 3, 4}  # unknown, control and user-defined pieces keep their type
+
+
+def restrict_sentencepiece(model: bytes, vocabulary: list[str]) -> bytes:
+    """The model with every piece outside ``vocabulary`` marked unused, as JoeyNMT does.
+
+    SentencePiece then never emits those pieces: a BPE merge that makes one is undone.
+    Single characters, control, unknown and user-defined pieces are kept. Works on the
+    serialized model (protobuf wire format), so no protobuf package is needed.
+    """
+    allowed = set(vocabulary)
+    out = bytearray()
+    for number, wire, raw, value in _proto_fields(bytes(model)):
+        if number != 1 or wire != 2:  # not a piece: copied unchanged
+            out += raw
+            continue
+        piece, kind, others = "", _PIECE_NORMAL, bytearray()
+        for inner_number, inner_wire, inner_raw, inner_value in _proto_fields(value):
+            if inner_number == 3 and inner_wire == 0:
+                kind = _varint(inner_value, 0)[0]
+                continue
+            if inner_number == 1 and inner_wire == 2:
+                piece = inner_value.decode("utf-8", errors="replace")
+            others += inner_raw
+        if kind not in _PIECE_KEEP:
+            kind = _PIECE_NORMAL if piece in allowed or len(piece) == 1 else _PIECE_UNUSED
+        message = bytes(others) + b"\x18" + _encode_varint(kind)
+        out += b"\x0a" + _encode_varint(len(message)) + message
+    return bytes(out)

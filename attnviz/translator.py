@@ -12,16 +12,9 @@ import torch
 
 from attnviz.alignment import Alignment, SentenceError
 from attnviz.checkpoint import Checkpoint, build_model
-from attnviz.decoding import (
-    ATTNVIZ_RULES,
-    Hypothesis,
-    SearchRules,
-    beam_decode,
-    forced_decode,
-    greedy_decode,
-)
+from attnviz.decoding import Hypothesis, beam_decode, forced_decode, greedy_decode
 from attnviz.device import resolve_device
-from attnviz.errors import AttnvizError, CheckpointError, InputError, UsageError
+from attnviz.errors import InputError, UsageError
 from attnviz.io import MAX_LINE_BYTES
 from attnviz.model import pad_batch
 from attnviz.options import DecodeOptions
@@ -50,9 +43,7 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
 class Translator:
     """Decode sentences and keep the attention of every hypothesis.
 
-    ``model`` is the torch module; ``checkpoint`` the loaded file (config, metadata);
-    ``rules`` the search conventions of the toolkit the model came from (attnviz's own unless
-    the checkpoint's metadata names others, as imported models do).
+    ``model`` is the torch module; ``checkpoint`` the loaded file (config, metadata).
     """
 
     def __init__(
@@ -70,7 +61,7 @@ class Translator:
         self.checkpoint = checkpoint
         self.config = checkpoint.config
         self.src_tokenizer, self.tgt_tokenizer = checkpoint.tokenizers()
-        self.rules = _search_rules(checkpoint)
+        self.rules = checkpoint.rules()
         self.model = build_model(checkpoint, self.device).to(self.dtype)
 
     @property
@@ -149,7 +140,7 @@ class Translator:
                 continue
             if not self._has_content(source_ids[index]):
                 # nothing to translate: blank, or only characters the tokenizer drops
-                results[index] = [Alignment.empty(text, level=level)]
+                results[index] = [Alignment.empty(text, level=level, word_rules=self._word_rules())]
         todo = sorted(
             (i for i, r in enumerate(results) if r is None), key=lambda i: len(source_ids[i])
         )
@@ -193,6 +184,18 @@ class Translator:
             )
         return ids
 
+    def _source_tokens(self, source: str, source_ids: list[int]) -> list[str]:
+        """How each source id is shown: the tokenizer's pieces (an unknown one as <unk>)."""
+        tokens = self.src_tokenizer.pieces(source)
+        if self.config.src_eos:
+            tokens.append("</s>")
+        if len(tokens) != len(source_ids):  # a tokenizer whose pieces do not follow its ids
+            tokens = [self._piece(self.src_tokenizer, i) for i in source_ids]
+        return tokens
+
+    def _word_rules(self) -> tuple[str, str]:
+        return (self.src_tokenizer.word_rule, self.tgt_tokenizer.word_rule)
+
     def _has_content(self, ids: list[int]) -> bool:
         eos = self.config.eos_id if self.config.src_eos else None
         return any(t != eos for t in ids)
@@ -211,8 +214,8 @@ class Translator:
         options: DecodeOptions,
     ) -> list[list[Hypothesis]]:
         src, lengths = pad_batch(source_ids, self.config.pad_id, self.device)
-        penalty = options.length_penalty
         rules = self.rules
+        penalty = rules.length_penalty if options.length_penalty is None else options.length_penalty
         if ref_ids is not None:
             return forced_decode(
                 self.model, src, lengths, ref_ids, length_penalty=penalty, rules=rules
@@ -237,30 +240,19 @@ class Translator:
         alignment = Alignment(
             source=source,
             translation=self.tgt_tokenizer.decode(body),
-            src_tokens=[self._piece(self.src_tokenizer, i) for i in source_ids],
+            src_tokens=self._source_tokens(source, source_ids),
             tgt_tokens=[self._piece(self.tgt_tokenizer, t) for t in hyp.tokens],
             weights=hyp.weights,
             scores=hyp.scores,
             token_logprobs=hyp.token_logprobs,
             score=float(hyp.score),
             rank=hyp.rank,
-            word_rules=(self.src_tokenizer.word_rule, self.tgt_tokenizer.word_rule),
+            word_rules=self._word_rules(),
         )
         return alignment.to_words() if words else alignment
 
 
 _OPTION_ALIASES = {"beam_size": "beam"}
-
-
-def _search_rules(checkpoint: Checkpoint) -> SearchRules:
-    """The search rules a checkpoint's metadata names, or attnviz's own."""
-    values = checkpoint.metadata.get("search")
-    if values is None:
-        return ATTNVIZ_RULES
-    try:
-        return SearchRules.from_dict(values)
-    except AttnvizError as err:
-        raise CheckpointError(f"{checkpoint.path or 'checkpoint'}: metadata.search: {err}") from err
 
 
 def _decode_options(
@@ -348,10 +340,11 @@ def load_model(
     """Load a model (a path, or the name of a bundled sample model) on ``device``.
 
     The path may be an attnviz checkpoint or a model of another toolkit that attnviz
-    recognises from its content (see :mod:`attnviz.importers`). ``src_spm``/``tgt_spm``:
+    recognises from its content (an OpenNMT-py ``.pt``; a JoeyNMT folder, its ``config.yaml``
+    or a ``.ckpt`` in it; see :mod:`attnviz.importers`). ``src_spm``/``tgt_spm``:
     SentencePiece models (paths or bytes) for a foreign model that names them but does not
-    hold them. ``precision``: ``auto`` (float64 on the CPU, float32 elsewhere), ``float32`` or
-    ``float64``.
+    hold them, or whose text was segmented outside the toolkit. ``precision``: ``auto``
+    (float64 on the CPU, float32 elsewhere), ``float32`` or ``float64``.
     """
     if name_or_path is not None and not isinstance(name_or_path, str | os.PathLike):
         raise UsageError(

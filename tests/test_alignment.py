@@ -343,3 +343,85 @@ def test_equality_compares_values():
     other[0, 0] += 1e-3
     assert make() != make(weights=other)
     assert make() != make(rank=1)
+
+
+def _to_words_by_definition(alignment: Alignment) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Word merging written out group by group, the way the definition reads."""
+    src_groups = word_groups(alignment.src_tokens)
+    tgt_groups = word_groups(alignment.tgt_tokens)
+    weights = np.stack([alignment.weights[:, g].sum(axis=1) for g in src_groups], axis=1)
+    weights = np.stack([weights[g].mean(axis=0) for g in tgt_groups])
+    totals = weights.sum(axis=1, keepdims=True)
+    weights = np.divide(weights, totals, out=np.zeros_like(weights), where=totals > 0)
+    scores = np.stack([alignment.scores[:, g].mean(axis=1) for g in src_groups], axis=1)
+    scores = np.stack([scores[g].mean(axis=0) for g in tgt_groups])
+    logprobs = np.array([alignment.token_logprobs[g].sum() for g in tgt_groups], np.float32)
+    return weights, scores, logprobs
+
+
+def test_to_words_is_bit_identical_to_the_group_by_group_definition():
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        tokens = []
+        for side_words in rng.integers(1, 14, size=2):
+            side = []
+            for w in range(side_words):
+                pieces = int(rng.choice([1, 1, 2, 3, 5, 8, 11]))  # 8 and 11: numpy sums pairwise
+                side += [f"▁w{w}"] + ["<unk>" if rng.random() < 0.1 else "p"] * (pieces - 1)
+            tokens.append([*side, "</s>"])
+        src, tgt = tokens
+        weights = rng.random((len(tgt), len(src))).astype(np.float32)
+        weights /= weights.sum(axis=1, keepdims=True)
+        scores = rng.normal(size=weights.shape).astype(np.float32)
+        scores[rng.random(scores.shape) < 0.05] = -0.0
+        alignment = make(
+            src=src,
+            tgt=tgt,
+            weights=weights,
+            scores=scores,
+            logprobs=-rng.random(len(tgt)).astype(np.float32),
+        )
+        words = alignment.to_words()
+        expected = _to_words_by_definition(alignment)
+        got_all = (words.weights, words.scores, words.token_logprobs)
+        for got, want in zip(got_all, expected, strict=True):
+            assert got.dtype == want.dtype and got.shape == want.shape
+            assert got.tobytes() == want.tobytes()  # bit for bit, signs of zeros included
+
+
+def test_to_dict_with_a_link_method_and_diagnostics_round_trips():
+    alignment = make()
+    record = alignment.to_dict(links="argmax-target", diagnostics=True)
+    assert record["alignment"] == alignment.pharaoh("argmax-target")
+    assert record["alignment"] != alignment.pharaoh()
+    assert record["diagnostics"] == alignment.diagnostics().to_dict()
+    assert "diagnostics" not in alignment.to_dict()
+    back = Alignment.from_json(json.dumps(record))
+    assert back == alignment and "diagnostics" not in back.meta
+
+
+def test_merging_many_matrices_at_once_is_bit_identical_to_one_by_one():
+    from attnviz.alignment import merge_word_weights, merge_word_weights_many, word_starts
+
+    rng = np.random.default_rng(11)
+    items, expected = [], []
+    for _ in range(120):
+        sides = []
+        for words in rng.integers(1, 16, size=2):
+            tokens = []
+            for w in range(words):
+                tokens += [f"▁w{w}"] + ["p"] * (int(rng.choice([1, 1, 2, 3, 9])) - 1)
+            sides.append([*tokens, "</s>"])
+        src, tgt = sides
+        weights = rng.random((len(tgt), len(src))).astype(np.float32)
+        weights[rng.random(weights.shape) < 0.2] = 0.0
+        if rng.random() < 0.1:
+            weights[0] = 0.0  # an all-zero row stays zero
+        alignment = make(src=src, tgt=tgt, weights=weights, scores=np.zeros(weights.shape),
+                         logprobs=np.zeros(len(tgt)))  # fmt: skip
+        items.append((alignment.weights, word_starts(src), word_starts(tgt)))
+        expected.append(_to_words_by_definition(alignment)[0])
+    merged = merge_word_weights_many(items)
+    for got, want, item in zip(merged, expected, items, strict=True):
+        assert got.tobytes() == want.tobytes() and got.shape == want.shape
+        assert merge_word_weights(*item).tobytes() == want.tobytes()

@@ -765,3 +765,47 @@ def test_device_file_is_named():
 def test_path_of_the_wrong_type(bad):
     with pytest.raises(UsageError, match="a checkpoint path must be text or a path"):
         load_checkpoint(bad)
+
+
+def test_version_2_file_is_migrated_to_attnviz_search_rules(tmp_path, spm_models):
+    from attnviz.decoding import SearchRules
+
+    payload = _payload(make_checkpoint(spm_models))
+    payload["format_version"] = 2
+    del payload["search"]
+    path = tmp_path / "v2.pt"
+    torch.save(payload, path)
+    loaded = load_checkpoint(path)
+    assert loaded.search == {}
+    assert loaded.rules() == SearchRules()
+
+
+def test_search_rules_round_trip(tmp_path, spm_models):
+    from attnviz.decoding import SearchRules
+
+    rules = SearchRules(
+        beam_stop="all_slots_ended", max_length_ratio=1.5, max_length_offset=0, forbidden=(1, 2)
+    )
+    checkpoint = make_checkpoint(spm_models)
+    checkpoint.search = rules.to_dict()
+    path = tmp_path / "rules.pt"
+    save_checkpoint(checkpoint, path)
+    assert load_checkpoint(path).rules() == rules
+
+
+@pytest.mark.parametrize(
+    ("search", "expected"),
+    [
+        ({"beam_stop": "fairseq"}, "unknown beam_stop 'fairseq'"),
+        ({"min_length": -1}, "min_length must be a whole number >= 0"),
+        ({"forbidden": ["<s>"]}, "forbidden must be a list of token ids"),
+        ({"penalty": 1.0}, "unknown search rules: penalty"),
+    ],
+)
+def test_bad_search_rules_are_one_line(tmp_path, spm_models, search, expected):
+    payload = _payload(make_checkpoint(spm_models))
+    payload["search"] = search
+    path = tmp_path / "badrules.pt"
+    torch.save(payload, path)
+    message = _load_error(path)
+    assert "bad search rules" in message and expected in message

@@ -45,7 +45,7 @@ class Imported:
         )
         self.model = build_model(self.checkpoint).to(dtype)
         self.src, self.tgt = self.checkpoint.tokenizers()
-        self.rules = SearchRules(**self.checkpoint.metadata["search"])
+        self.rules = self.checkpoint.rules()
         self.reference = reference
         with np.load(path.with_suffix(".npz")) as arrays:
             self.arrays = dict(arrays)
@@ -703,7 +703,7 @@ def test_readme_commands_for_opennmt_py_run_as_written(tmp_path, monkeypatch):
 
     root = Path(__file__).resolve().parent.parent
     readme = (root / "README.md").read_text("utf-8")
-    section = readme.split("### OpenNMT-py\n", 1)[1].split("### What is supported", 1)[0]
+    section = readme.split("### OpenNMT-py\n", 1)[1].split("### JoeyNMT", 1)[0]
     blocks = re.findall(r"```bash\n(.*?)```", section, flags=re.S)
     commands = [
         shlex.split(line)

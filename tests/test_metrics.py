@@ -1,82 +1,10 @@
-"""Alignment error rate, Pharaoh parsing, chrF and exact match."""
+"""chrF and exact match (alignment metrics are tested in test_eval.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from attnviz.metrics import aer, chrf, exact_match, parse_pharaoh
-
-# -- Pharaoh lines --------------------------------------------------------------------------
-
-
-def test_parse_pharaoh_sure_and_possible():
-    sure, possible = parse_pharaoh("1-0 0?0 4-1 3?1 2-2 5-3")
-    assert sure == {(1, 0), (4, 1), (2, 2), (5, 3)}
-    assert possible == sure | {(0, 0), (3, 1)}
-
-
-def test_parse_pharaoh_empty_and_whitespace():
-    assert parse_pharaoh("") == (set(), set())
-    assert parse_pharaoh("  0-0\t1?1 \n") == ({(0, 0)}, {(0, 0), (1, 1)})
-    assert parse_pharaoh("10-12 0-0 0-0") == ({(10, 12), (0, 0)}, {(10, 12), (0, 0)})
-
-
-@pytest.mark.parametrize("line", ["0-", "a-b", "1:2", "-1-2", "0-0-P", "0?", "1 - 2", "0-0,1-1"])
-def test_parse_pharaoh_rejects_malformed_tokens(line):
-    with pytest.raises(ValueError, match="malformed alignment link"):
-        parse_pharaoh(line)
-
-
-# -- AER ------------------------------------------------------------------------------------
-
-
-def test_aer_perfect_alignment_is_zero():
-    gold = {(0, 0), (1, 2), (2, 1)}
-    assert aer([gold], [gold], [gold]) == 0.0
-
-
-def test_aer_counts_possible_links():
-    # (1, 1) is only possible: predicting it costs nothing, and missing it costs nothing
-    sure, possible = {(0, 0)}, {(0, 0), (1, 1)}
-    assert aer([{(0, 0), (1, 1)}], [sure], [possible]) == 0.0
-    assert aer([{(0, 0)}], [sure], [possible]) == 0.0
-
-
-def test_aer_worked_example():
-    # A∩S = 1, A∩P = 2, |A| = 3, |S| = 2  ->  1 - 3/5
-    predicted = {(0, 0), (1, 2), (2, 1)}
-    sure = {(0, 0), (1, 1)}
-    possible = sure | {(1, 2)}
-    assert aer([predicted], [sure], [possible]) == pytest.approx(2 / 5)
-
-
-def test_aer_is_corpus_level_not_a_mean_of_sentences():
-    # sentence 1: hits 2 of 2; sentence 2: hits 0 of 4  ->  1 - 2/6 (a mean would give 0.5)
-    predicted = [{(0, 0)}, {(0, 1), (1, 0)}]
-    sure = [{(0, 0)}, {(0, 0), (1, 1)}]
-    assert aer(predicted, sure, sure) == pytest.approx(2 / 3)
-
-
-def test_aer_edge_cases():
-    assert aer([set()], [{(0, 0)}], [{(0, 0)}]) == 1.0
-    assert aer([set()], [set()], [set()]) == 0.0
-    assert aer([], [], []) == 0.0
-    # possible sets that omit the sure links are completed with them
-    assert aer([{(0, 0)}], [{(0, 0)}], [set()]) == 0.0
-
-
-def test_aer_from_parsed_lines_and_generators():
-    gold = [parse_pharaoh("0-0 1?0 2-1"), parse_pharaoh("0-1 1-0")]
-    predicted = [{(0, 0), (1, 0), (2, 1)}, {(0, 0), (1, 1)}]
-    # hits: (2 + 3) + (0 + 0) = 5; |A| + |S| = (3 + 2) + (2 + 2) = 9
-    result = aer(iter(predicted), (s for s, _ in gold), (p for _, p in gold))
-    assert result == pytest.approx(1 - 5 / 9)
-
-
-def test_aer_rejects_mismatched_lengths():
-    with pytest.raises(ValueError, match="one predicted, sure and possible set per sentence"):
-        aer([set()], [set(), set()], [set()])
-
+from attnviz.metrics import chrf, exact_match
 
 # -- chrF -----------------------------------------------------------------------------------
 

@@ -26,9 +26,9 @@ def held_out():
     return enko_corpus.generate(seed=3, n=12)
 
 
-def test_three_models_listed_with_default():
+def test_models_listed_with_default():
     models = {m.name: m for m in sample_models()}
-    assert sorted(models) == NAMES and DEFAULT_MODEL == "enko-additive"
+    assert sorted(models) == [*NAMES, "koen-additive"] and DEFAULT_MODEL == "enko-additive"
     for model in models.values():
         assert model.path.is_file() and model.path.stat().st_size <= 8 * 1024 * 1024
     result = CliRunner().invoke(app, ["models"])

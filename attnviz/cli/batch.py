@@ -13,6 +13,8 @@ from attnviz.cli.common import (
     BatchSizeOption,
     BeamOption,
     DeviceOption,
+    DiagnosticsOption,
+    LinksOption,
     ModelOption,
     NbestOption,
     PrecisionOption,
@@ -168,6 +170,8 @@ def export(
     strict: Annotated[
         bool, typer.Option("--strict", help="Stop at the first line that cannot be handled.")
     ] = False,
+    links: LinksOption = "argmax",
+    diagnostics: DiagnosticsOption = False,
     src_spm: SrcSpmOption = None,
     tgt_spm: TgtSpmOption = None,
 ) -> None:
@@ -186,6 +190,8 @@ def export(
             strict=strict,
             workers=workers,
             dpi=dpi,
+            links=links,
+            diagnostics=diagnostics,
         )
         if resume and overwrite:
             raise UsageError("--resume and --overwrite exclude each other")

@@ -18,8 +18,8 @@ ModelOption = Annotated[
     typer.Option(
         "--model",
         "-m",
-        help="Checkpoint path or bundled model name (see `attnviz models`), or an OpenNMT-py "
-        "model. Default: enko-additive.",
+        help="Checkpoint path or bundled model name (see `attnviz models`), or a model of "
+        "OpenNMT-py or JoeyNMT. Default: enko-additive.",
     ),
 ]
 SrcSpmOption = Annotated[
@@ -67,6 +67,23 @@ ScoresOption = Annotated[
     bool, typer.Option("--scores", help="Show raw pre-softmax energies instead of weights.")
 ]
 BatchSizeOption = Annotated[int, typer.Option("--batch-size", help="Sentences per batch.")]
+LinksOption = Annotated[
+    str,
+    typer.Option(
+        "--links",
+        help="Hard links read off the attention: argmax (each target token to the source "
+        "token it attends to most), argmax-target (each source token to a target token), both "
+        "(links found both ways) or threshold:X (every weight ≥ X). </s> is never linked.",
+    ),
+]
+DiagnosticsOption = Annotated[
+    bool,
+    typer.Option(
+        "--diagnostics",
+        help="Attention diagnostics: entropy, coverage deviation and absentmindedness "
+        "penalties, weight on </s>, crossings, source words left unattended or over-attended.",
+    ),
+]
 WordsOption = Annotated[
     bool,
     typer.Option(

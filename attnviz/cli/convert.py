@@ -13,7 +13,12 @@ from attnviz.cli.common import SrcSpmOption, TgtSpmOption, errors, flag_names, s
 
 @app.command()
 def convert(
-    model: Annotated[str, typer.Argument(help="The model: an OpenNMT-py .pt checkpoint.")],
+    model: Annotated[
+        str,
+        typer.Argument(
+            help="The model: an OpenNMT-py .pt; a JoeyNMT folder, its config.yaml or a .ckpt."
+        ),
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="The attnviz checkpoint to write.")],
     src_spm: SrcSpmOption = None,
     tgt_spm: TgtSpmOption = None,

@@ -15,7 +15,9 @@ from attnviz.errors import AttnvizError
 def info(
     model: Annotated[
         str | None,
-        typer.Argument(help="Checkpoint path or bundled model name, or an OpenNMT-py model."),
+        typer.Argument(
+            help="Checkpoint path or bundled model name, or a model of OpenNMT-py or JoeyNMT."
+        ),
     ] = None,
     src_spm: SrcSpmOption = None,
     tgt_spm: TgtSpmOption = None,

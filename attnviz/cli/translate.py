@@ -20,6 +20,8 @@ from attnviz.cli.common import (
     BatchSizeOption,
     BeamOption,
     DeviceOption,
+    DiagnosticsOption,
+    LinksOption,
     ModelOption,
     NbestOption,
     PrecisionOption,
@@ -39,6 +41,7 @@ from attnviz.cli.common import (
 from attnviz.errors import InputError, UsageError
 
 if TYPE_CHECKING:
+    from attnviz.alignment import Alignment
     from attnviz.options import RenderOptions
 
 
@@ -61,14 +64,18 @@ def translate(
         bool, typer.Option("--table/--no-table", help="Show the heatmap table.")
     ] = True,
     batch_size: BatchSizeOption = 32,
+    links: LinksOption = "argmax",
+    diagnostics: DiagnosticsOption = False,
     src_spm: SrcSpmOption = None,
     tgt_spm: TgtSpmOption = None,
 ) -> None:
     """Translate sentences and show where the decoder looked."""
     with errors():
+        from attnviz.eval import parse_link_method
         from attnviz.render.values import render_options
 
         options = decode_options(beam=beam, nbest=nbest, words=words, batch_size=batch_size)
+        links = str(parse_link_method(links))
         from_stdin = not text or text == ["-"]
         if from_stdin:
             batches = _stdin_batches(batch_size, ref)
@@ -77,7 +84,7 @@ def translate(
             batches = _chunks(list(text), batch_size)
         translator = load_translator(model, device, precision, src_spm, tgt_spm)
         look = render_options(values=values, scores=scores, show_table=table)
-        show = _json_printer() if as_json else _table_printer(look)
+        show = _json_printer(links, diagnostics) if as_json else _table_printer(look, diagnostics)
         number = 1
         for sentences in batches:
             refs = ref[number - 1 : number - 1 + len(sentences)] if ref is not None else None
@@ -92,27 +99,33 @@ def translate(
             sys.stdout.flush()
 
 
-def _json_printer() -> Callable[..., None]:
+def _json_printer(links: str, diagnostics: bool) -> Callable[..., None]:
     def show(group: list, number: int, numbered: bool) -> None:
         for alignment in group:
-            sys.stdout.write(alignment.to_json() + "\n")
+            sys.stdout.write(alignment.to_json(links=links, diagnostics=diagnostics) + "\n")
 
     return show
 
 
-def _table_printer(look: RenderOptions) -> Callable[..., None]:
+def _table_printer(look: RenderOptions, diagnostics: bool) -> Callable[..., None]:
     from rich.text import Text
 
+    from attnviz.alignment import NON_WORDS
+    from attnviz.cli.common import safe_text
     from attnviz.render.terminal import render_text
     from attnviz.text import visible
 
     console = stdout_console()
 
+    def diagnosis(alignment: Alignment) -> Text:
+        real = [token for token in alignment.src_tokens if token not in NON_WORDS]
+        return safe_text(alignment.diagnostics().summary(real), "diagnostics:", "dim")
+
     def show(group: list, number: int, numbered: bool) -> None:
         if numbered:
             title = Text(f"[{number}] {visible(group[0].source) if group else ''}")
             console.rule(title, style="dim")
-        render_text(group, console, look)
+        render_text(group, console, look, after=diagnosis if diagnostics else None)
 
     return show
 

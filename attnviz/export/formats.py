@@ -180,16 +180,21 @@ class JsonlFormat(AppendedFile):
     filename = "alignments.jsonl"
 
     def encode(self, group: SentenceGroup) -> bytes:
-        return (json.dumps(record(group), ensure_ascii=False, allow_nan=False) + "\n").encode()
+        links, diagnostics = self.options.links, self.options.diagnostics
+        line = json.dumps(record(group, links, diagnostics), ensure_ascii=False, allow_nan=False)
+        return (line + "\n").encode()
 
 
-def record(group: SentenceGroup) -> dict[str, Any]:
-    """The JSONL record of a group."""
+def record(
+    group: SentenceGroup, links: str = "argmax", diagnostics: bool = False
+) -> dict[str, Any]:
+    """The JSONL record of a group; ``links``, ``diagnostics``: see :meth:`Alignment.to_dict`."""
     if group.error is not None or group.best is None:
         return {"id": group.index, "source": group.source, "error": group.error or ""}
-    result = {"id": group.index, **group.best.to_dict()}
+    as_dict = {"links": links, "diagnostics": diagnostics}
+    result = {"id": group.index, **group.best.to_dict(**as_dict)}
     if len(group.alignments) > 1:
-        result["nbest"] = [alignment.to_dict() for alignment in group.alignments[1:]]
+        result["nbest"] = [alignment.to_dict(**as_dict) for alignment in group.alignments[1:]]
     return result
 
 
@@ -241,15 +246,15 @@ def _group_from_line(line: str, where: str, position: int) -> SentenceGroup:
 
 
 class PharaohFormat(AppendedFile):
-    """``alignments.pharaoh``: the best hypothesis's hard links ``i-j`` per input line; an
-    empty line for an empty or failed input."""
+    """``alignments.pharaoh``: the best hypothesis's hard links ``i-j`` per input line (read
+    off by ``ExportOptions.links``); an empty line for an empty or failed input."""
 
     name = "pharaoh"
     filename = "alignments.pharaoh"
 
     def encode(self, group: SentenceGroup) -> bytes:
         best = group.best
-        return ((best.pharaoh() if best is not None else "") + "\n").encode()
+        return ((best.pharaoh(self.options.links) if best is not None else "") + "\n").encode()
 
 
 def read_pharaoh(path: str | os.PathLike[str]) -> Iterator[list[tuple[int, int]]]:

@@ -30,7 +30,9 @@ class ExportOptions:
     the references are forced; ``npz`` / ``figures`` (``"png"``, ``"svg"`` or None): the
     optional formats; ``chunk_lines``: lines committed together (the resume granularity);
     ``strict``: stop at the first line that cannot be handled; ``workers``: processes drawing
-    figures; ``dpi``: resolution of PNG figures.
+    figures; ``dpi``: resolution of PNG figures; ``links``: how hard links are read off the
+    attention (see :func:`attnviz.eval.extract_links`); ``diagnostics``: add attention
+    diagnostics to each JSONL record.
     """
 
     decode: DecodeOptions = field(default_factory=DecodeOptions)
@@ -41,11 +43,13 @@ class ExportOptions:
     strict: bool = False
     workers: int = 2
     dpi: int = 100
+    links: str = "argmax"
+    diagnostics: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.decode, DecodeOptions):
             raise UsageError(f"decode must be DecodeOptions, not {type(self.decode).__name__}")
-        for name in ("refs", "npz", "strict"):
+        for name in ("refs", "npz", "strict", "diagnostics"):
             if not isinstance(getattr(self, name), bool):
                 raise UsageError(f"{name} must be True or False, not {getattr(self, name)!r}")
         if self.figures is not None and self.figures not in FIGURE_FORMATS:
@@ -56,6 +60,9 @@ class ExportOptions:
         _check_int("workers", self.workers, 1, MAX_WORKERS)
         if self.figures is not None:
             _check_int("dpi", self.dpi, MIN_DPI, MAX_DPI)
+        from attnviz.eval import parse_link_method
+
+        object.__setattr__(self, "links", str(parse_link_method(self.links)))
 
     def fingerprint(self) -> dict[str, Any]:
         """Options that can change the output bytes (a resumed run must use the same).
@@ -71,4 +78,6 @@ class ExportOptions:
                 values[fmt.option] = getattr(self, fmt.option)
         values["chunk_lines"] = self.chunk_lines
         values["dpi"] = self.dpi
+        values["links"] = self.links
+        values["diagnostics"] = self.diagnostics
         return values

@@ -1,9 +1,16 @@
-"""Models trained by other toolkits: one module per toolkit, recognised from file content.
+"""Models trained by other toolkits, read safely and mapped onto attnviz's own.
 
-Each module exposes ``TOOLKIT`` (the toolkit's name), ``detect(path) -> bool`` (cheap, never
-raises, looks at the content and not the name) and ``load(path, *, src_spm=None,
-tgt_spm=None) -> Checkpoint`` whose ``metadata["origin"]`` says where the model came from
-(toolkit, version where known, SHA-256 of the files read) and how its options were mapped.
+Each importer is one module exposing
+
+- ``TOOLKIT``: the toolkit's name;
+- ``detect(path) -> bool``: whether ``path`` holds that toolkit's model, judged from the
+  content (cheap; never raises);
+- ``load(path, *, src_spm=None, tgt_spm=None) -> Checkpoint``: the model as an attnviz
+  checkpoint whose ``metadata["origin"]`` records the toolkit, its version where known, the
+  sha256 of every file read and how the options were mapped.
+
+:func:`load_any` reads any model attnviz knows (its own checkpoints included) and
+:func:`convert_model` writes one as an attnviz checkpoint.
 """
 
 from __future__ import annotations
@@ -14,18 +21,18 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from attnviz.errors import UsageError
-from attnviz.importers import opennmt_py
+from attnviz.importers import joeynmt, opennmt_py
 
 if TYPE_CHECKING:
     from attnviz.checkpoint import Checkpoint
 
-IMPORTERS: tuple[ModuleType, ...] = (opennmt_py,)
+IMPORTERS: tuple[ModuleType, ...] = (opennmt_py, joeynmt)
 
 TokenizerFile = str | os.PathLike[str] | bytes | None
 
 
 def find_importer(path: str | os.PathLike[str]) -> ModuleType | None:
-    """The importer module that recognises ``path``, or None."""
+    """The importer whose toolkit made the model at ``path``, or None."""
     for module in IMPORTERS:
         if module.detect(Path(path)):
             return module

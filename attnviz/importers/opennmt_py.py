@@ -138,6 +138,8 @@ def load(
     ``src_spm``/``tgt_spm``: the SentencePiece models (paths or bytes) of a model trained with
     the ``sentencepiece`` transform; by default the files its options name, if they exist.
     """
+    from attnviz.checkpoint import Checkpoint
+
     path = Path(path)
     payload = _read(path)
     opt = _options(path, payload)
@@ -146,7 +148,7 @@ def load(
     config, mapping = _config(path, opt, vocab)
     state_dict = _state_dict(path, payload, config)
     src_tokenizer, tgt_tokenizer, files, token_lines = _tokenizers(
-        path, opt, vocab, src_spm, tgt_spm
+        path, opt, vocab, config, src_spm, tgt_spm
     )
     files = {path.name: _sha256_file(path), **files}
     metadata = {
@@ -156,15 +158,16 @@ def load(
             "files": files,
             "mapping": [*mapping, *token_lines, _search_line()],
         },
-        "search": dict(SEARCH_RULES),
     }
-    return _checkpoint(config, state_dict, src_tokenizer, tgt_tokenizer, metadata, path)
-
-
-def _checkpoint(config, state_dict, src_tokenizer, tgt_tokenizer, metadata, path) -> Checkpoint:
-    from attnviz.checkpoint import Checkpoint
-
-    return Checkpoint(config, state_dict, src_tokenizer, tgt_tokenizer, metadata, path)
+    return Checkpoint(
+        config=config,
+        state_dict=state_dict,
+        src_tokenizer=src_tokenizer,
+        tgt_tokenizer=tgt_tokenizer,
+        metadata=metadata,
+        path=path,
+        search=dict(SEARCH_RULES),
+    )
 
 
 def _read(path: Path) -> Any:
@@ -451,10 +454,15 @@ def _state_dict(path: Path, payload: dict[str, Any], config) -> dict[str, Any]:
     return out
 
 
-def _tokenizers(path: Path, opt: dict[str, Any], vocab, src_spm, tgt_spm):
-    """(source spec, target spec, {file name: sha256}, mapping lines)."""
+def _tokenizers(path: Path, opt: dict[str, Any], vocab, config, src_spm, tgt_spm):
+    """(source spec, target spec, {file name: sha256}, mapping lines).
+
+    Only ``</s>`` is left out of detokenized text: OpenNMT-py prints any other token it
+    predicts, ``<s>`` and ``<blank>`` included.
+    """
     from attnviz.tokenizer import SentencePieceVocabularyTokenizer, VocabularyTokenizer
 
+    options = {"unk_id": config.unk_id, "specials": (config.eos_id,)}
     uses_spm = "sentencepiece" in _transforms(opt)
     specs, files, lines = [], {}, []
     for side, given in (("src", src_spm), ("tgt", tgt_spm)):
@@ -466,13 +474,13 @@ def _tokenizers(path: Path, opt: dict[str, Any], vocab, src_spm, tgt_spm):
                     f"a {'source' if side == 'src' else 'target'} SentencePiece model does "
                     "not apply"
                 )
-            specs.append(VocabularyTokenizer(tokens, UNK).to_spec())
+            specs.append(VocabularyTokenizer(tokens, **options).to_spec())
             lines.append(
                 f"{side} tokens: words split on whitespace, {len(tokens)} in the vocabulary"
             )
             continue
         name, model = _sentencepiece_model(path, opt, side, given)
-        specs.append(SentencePieceVocabularyTokenizer(model, tokens, UNK).to_spec())
+        specs.append(SentencePieceVocabularyTokenizer(tokens, model=model, **options).to_spec())
         files[name] = _sha256(model)
         lines.append(
             f"{side} tokens: SentencePiece pieces of {name}, numbered by the checkpoint's "

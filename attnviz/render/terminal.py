@@ -12,7 +12,7 @@ are printed, with a note naming what was left out. Values that are not finite sh
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -264,12 +264,15 @@ def render_text(
     alignments: Iterable[Alignment],
     console: Console,
     options: RenderOptions | None = None,
+    *,
+    after: Callable[[Alignment], Any] | None = None,
     **keywords: Any,
 ) -> None:
     """Print each alignment's translation, then (unless ``show_table`` is off) its table.
 
     Takes RenderOptions, or the keywords of :func:`attnviz.render.values.render_options`
-    (``values=True`` for numbers in the cells, ``scores=True``, ``show_table``).
+    (``values=True`` for numbers in the cells, ``scores=True``, ``show_table``). ``after``
+    gives a renderable printed under each alignment's table (e.g. a line of diagnostics).
     """
     options = render_options(options, **keywords)
     alignments = list(alignments)
@@ -278,4 +281,7 @@ def render_text(
         console.print(translation_line(alignment, numbered), soft_wrap=True)
         if options.show_table:
             console.print(AttentionTable(alignment, options))
+        if after is not None:
+            console.print(after(alignment), soft_wrap=True)
+        if options.show_table:
             console.print()

@@ -27,13 +27,16 @@ auxiliaries, relative pronouns) get possible links. Links are sorted by (j, i).
 Command line::
 
     python sample_models/recipe/enko_corpus.py --seed N --n COUNT \\
-        --out pairs.tsv --align gold.pharaoh [--exclude FILE] [--stats]
+        --out pairs.tsv --align gold.pharaoh [--exclude FILE] [--stats] [--reverse]
 
 writes ``english<TAB>korean`` lines to ``--out`` and, in the same order, one alignment
 line per pair to ``--align`` (both UTF-8 with "\n" line ends, each written to a temporary
 file in the same directory and then renamed into place). ``--seed`` defaults to 0.
 ``--exclude FILE`` skips every pair whose English side appears in the first
 tab-separated column of FILE (to keep a held-out test set disjoint from training data).
+``--reverse`` writes the same pairs the other way round, ``korean<TAB>english``, with
+Korean-first links ``j-i`` (the corpus for a Korean→English model; ``--exclude`` still reads
+English sentences from column 1 of an English→Korean file).
 ``--stats`` prints vocabulary sizes and sentence length statistics to stderr. Bad
 arguments print one error line to stderr and exit with status 2.
 
@@ -1792,6 +1795,12 @@ class Pair:
         links = sorted(self.possible, key=_link_order)
         return " ".join(f"{i}-{j}" if (i, j) in sure else f"{i}?{j}" for i, j in links)
 
+    def pharaoh_reversed(self) -> str:
+        """The same links Korean index first (``j-i``, ``j?i``), for Korean→English."""
+        sure = set(self.sure)
+        links = sorted(self.possible)  # by (i, j): the new target index first
+        return " ".join(f"{j}-{i}" if (i, j) in sure else f"{j}?{i}" for i, j in links)
+
 
 MIN_ENGLISH_TOKENS = 3  # final punctuation included
 MAX_ENGLISH_TOKENS = 26  # at most 25 words plus the final punctuation
@@ -1927,6 +1936,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--align", required=True, help="output Pharaoh alignments")
     parser.add_argument("--exclude", help="skip pairs whose English is in this file's column 1")
     parser.add_argument("--stats", action="store_true", help="print statistics to stderr")
+    parser.add_argument(
+        "--reverse",
+        action="store_true",
+        help="write korean<TAB>english and Korean-first links (for Korean→English)",
+    )
     args = parser.parse_args(argv)
     if args.n < 0:
         parser.error(f"argument --n: must be >= 0, got {args.n}")
@@ -1947,8 +1961,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"enko_corpus.py: error: {exc}", file=sys.stderr)
         return 1
     try:
-        _write_atomic(args.out, (f"{p.english}\t{p.korean}" for p in pairs))
-        _write_atomic(args.align, (p.pharaoh() for p in pairs))
+        if args.reverse:
+            _write_atomic(args.out, (f"{p.korean}\t{p.english}" for p in pairs))
+            _write_atomic(args.align, (p.pharaoh_reversed() for p in pairs))
+        else:
+            _write_atomic(args.out, (f"{p.english}\t{p.korean}" for p in pairs))
+            _write_atomic(args.align, (p.pharaoh() for p in pairs))
     except OSError as exc:
         print(f"enko_corpus.py: error: cannot write output: {exc}", file=sys.stderr)
         return 1

@@ -2,7 +2,8 @@
 
     python sample_models/recipe/pictures.py
 
-Writes sample_models/pictures/heatmap-<name>.png for each bundled model (word level) and
+Writes sample_models/pictures/heatmap-<name>.png for each bundled model (word level; the
+Korean→English model reads the Korean translation of the same sentence) and
 sample_models/pictures/translate-terminal.svg, the terminal table of `attnviz translate`
 (recorded by rich and saved as SVG).
 """
@@ -17,15 +18,21 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 PICTURES = HERE.parent / "pictures"
 SENTENCE = "the young prince did not read the letter in the library yesterday ."
+KOREAN_SENTENCE = "어린 왕자가 어제 도서관에서 편지를 읽지 않았다 ."  # enko-additive's translation
 TERMINAL_SENTENCE = "my sister drank the cold water in the kitchen ."
 
 
 def main() -> int:
     PICTURES.mkdir(exist_ok=True)
-    for name in ("additive", "dot", "general"):
-        out = PICTURES / f"heatmap-{name}.png"
-        command = ["attnviz", "heatmap", SENTENCE, "--model", f"enko-{name}", "--words"]
-        command += ["--device", "cpu", "--out", str(out), "--title", f"enko-{name}", "--force"]
+    for model, text in (
+        ("enko-additive", SENTENCE),
+        ("enko-dot", SENTENCE),
+        ("enko-general", SENTENCE),
+        ("koen-additive", KOREAN_SENTENCE),
+    ):
+        out = PICTURES / f"heatmap-{model.removeprefix('enko-')}.png"
+        command = ["attnviz", "heatmap", text, "--model", model, "--words"]
+        command += ["--device", "cpu", "--out", str(out), "--title", model, "--force"]
         print("$", " ".join(command), flush=True)
         subprocess.run(command, check=True)
 

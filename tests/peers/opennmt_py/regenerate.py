@@ -423,7 +423,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    data = corpus.write(args.work / "data")
+    data = corpus.write_reordering(args.work / "data")
     for suffix in (".src", ".tgt"):
         shutil.copyfile(data["test"].with_suffix(suffix), HERE / f"test{suffix}")
     spm_models = {side: args.work / f"spm-{side}.model" for side in ("src", "tgt")}
