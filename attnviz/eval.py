@@ -105,7 +105,13 @@ def read_pharaoh(
     path: str | Path, *, one_indexed: bool = False, reverse: bool = False
 ) -> Iterator[Gold]:
     """Stream a Pharaoh gold file, one :class:`Gold` per line (a blank line: no links)."""
-    for number, line in enumerate(_lines(path), 1):
+    return _parse_pharaoh_lines(_lines(path), path, one_indexed=one_indexed, reverse=reverse)
+
+
+def _parse_pharaoh_lines(
+    lines: Iterable[str], path: str | Path, *, one_indexed: bool, reverse: bool
+) -> Iterator[Gold]:
+    for number, line in enumerate(lines, 1):
         try:
             yield parse_pharaoh(line, one_indexed=one_indexed, reverse=reverse)
         except ValueError as err:
@@ -119,8 +125,12 @@ def read_naacl(path: str | Path, *, reverse: bool = False) -> list[Gold]:
     dropped), a missing S/P means S. Sentence ``n`` is item ``n - 1`` of the list; sentences
     without links are empty.
     """
+    return _parse_naacl_lines(_lines(path), path, reverse=reverse)
+
+
+def _parse_naacl_lines(lines: Iterable[str], path: str | Path, *, reverse: bool) -> list[Gold]:
     sentences: dict[int, tuple[set[Link], set[Link]]] = {}
-    for number, line in enumerate(_lines(path), 1):
+    for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         if _NAACL_LINE.fullmatch(line) is None:
@@ -160,14 +170,22 @@ def read_gold(
     one_indexed: bool = False,
     reverse: bool = False,
 ) -> Iterator[Gold]:
-    """Gold links sentence by sentence, in either format (``auto`` looks at the file)."""
+    """Gold links sentence by sentence, in either format (``auto`` looks at the first line
+    with text). The file is read once, so it may be a pipe."""
     if format not in GOLD_FORMATS:
         raise UsageError(f"gold format must be one of {', '.join(GOLD_FORMATS)}, not {format!r}")
+    lines = _lines(path)
     if format == "auto":
-        format = detect_gold_format(path)
+        head = []  # blank lines before the first link, kept: they are sentences too
+        for line in lines:
+            head.append(line)
+            if line.strip():
+                break
+        format = "naacl" if head and _NAACL_LINE.fullmatch(head[-1]) else "pharaoh"
+        lines = itertools.chain(head, lines)
     if format == "naacl":
-        return iter(read_naacl(path, reverse=reverse))
-    return read_pharaoh(path, one_indexed=one_indexed, reverse=reverse)
+        return iter(_parse_naacl_lines(lines, path, reverse=reverse))
+    return _parse_pharaoh_lines(lines, path, one_indexed=one_indexed, reverse=reverse)
 
 
 def _lines(path: str | Path, max_bytes: int | None = None) -> Iterator[str]:

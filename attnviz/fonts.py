@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 
 from attnviz.errors import UsageError
+from attnviz.io import expand_user
 
 FONT_DIR = Path(__file__).resolve().parent / "fonts"
 CJK_FONT_FILE = FONT_DIR / "AttnvizCJKSans-Regular.ttf"
@@ -25,7 +26,7 @@ _lock = threading.Lock()
 
 def register_font_file(path: str | os.PathLike[str]) -> str:
     """Make a font file known to matplotlib (once per process) and return its family name."""
-    font_path = Path(path).expanduser()
+    font_path = expand_user(path)
     if font_path.suffix.lower() not in FONT_SUFFIXES:
         raise UsageError(f"font file {str(path)!r} must end in {', '.join(FONT_SUFFIXES)}")
     if not font_path.is_file():

@@ -25,8 +25,19 @@ STDIN = "-"
 MAX_LINE_BYTES = 1 << 20
 
 
+def expand_user(path: str | os.PathLike[str]) -> Path:
+    """``path`` with a leading ``~`` or ``~user`` expanded; unchanged when there is no such
+    home folder (pathlib raises RuntimeError there), so that the caller reports it missing."""
+    try:
+        return Path(path).expanduser()
+    except RuntimeError:
+        return Path(path)
+
+
 def describe_kind(mode: int) -> str:
-    """A phrase for a file type that is not a regular file."""
+    """A phrase for a file type, e.g. "a named pipe"."""
+    if stat.S_ISREG(mode):
+        return "a regular file"
     if stat.S_ISDIR(mode):
         return "a folder"
     if stat.S_ISLNK(mode):
@@ -37,7 +48,7 @@ def describe_kind(mode: int) -> str:
         return "a device"
     if stat.S_ISSOCK(mode):
         return "a socket"
-    return "not a regular file"
+    return "of an unknown kind"
 
 
 def check_output(path: Path, *, overwrite: bool = False) -> None:

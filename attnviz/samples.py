@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from attnviz.errors import CheckpointError
+from attnviz.io import expand_user
 
 DEFAULT_MODEL = "enko-additive"
 INDEX_FILE = "models.json"
@@ -49,7 +50,7 @@ def resolve_model_path(name_or_path: str | os.PathLike[str] | None) -> Path:
     """A path that exists wins; otherwise a bundled model's name (with or without .pt)."""
     if name_or_path is None or str(name_or_path) == "":
         name_or_path = DEFAULT_MODEL
-    candidate = Path(name_or_path).expanduser()
+    candidate = expand_user(name_or_path)
     if candidate.is_file():
         return candidate
     wanted = str(name_or_path).removesuffix(".pt")

@@ -57,5 +57,10 @@ def json_safe(json_text: str) -> str:
         if char in _JOINERS or unicodedata.category(char) not in _HIDDEN:
             out.append(char)
         else:  # JSON escapes are UTF-16 code units; lone surrogates are one unit each
-            out.append(f"\\u{ord(char):04x}")
+            code = ord(char)
+            if code > 0xFFFF:  # a surrogate pair, e.g. for tag characters U+E0001...
+                code -= 0x10000
+                out.append(f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}")
+            else:
+                out.append(f"\\u{code:04x}")
     return "".join(out)

@@ -662,3 +662,20 @@ def test_row_scorers_share_one_pass_over_the_inputs():
     assert [row.scorer.summary()["aer"] for row in rows] == pytest.approx([0.5, 0.0, 0.2])
     with pytest.raises(UsageError, match="needs both directions"):
         RowScorer(use="forward", sym="union")
+
+
+def test_read_gold_reads_the_file_once_blank_lines_first(tmp_path):
+    import os
+    import threading
+
+    path = tmp_path / "g.txt"
+    path.write_text("\n\n0-0 1p1\n", encoding="utf-8")
+    assert list(read_gold(path)) == [Gold(), Gold(), gold({(0, 0)}, {(1, 1)})]
+    fifo = tmp_path / "gold.fifo"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_text("\n1 1 1\n1 2 2 P\n", "utf-8"))
+    writer.start()
+    try:
+        assert list(read_gold(fifo)) == [gold({(0, 0)}, {(1, 1)})]  # NAACL, through a pipe
+    finally:
+        writer.join()

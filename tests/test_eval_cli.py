@@ -287,3 +287,13 @@ def test_readme_eval_command_prints_what_the_readme_shows():
     shown = [line.rstrip() for line in match.group(2).strip("\n").splitlines()]
     printed = [line.rstrip() for line in result.stdout.strip("\n").splitlines()]
     assert printed == shown
+
+
+def test_warns_when_an_export_was_not_decoded_on_the_references(tmp_path, data):
+    out = tmp_path / "free"
+    sources = tmp_path / "sources.txt"
+    lines = data["pairs"].read_text("utf-8").splitlines()
+    sources.write_text("\n".join(line.split("\t")[0] for line in lines) + "\n", "utf-8")
+    assert invoke("export", sources, "--out", out, "--device", "cpu").exit_code == 0
+    result = invoke("eval", out, "--gold", data["gold"])
+    assert "warning: " in result.stderr and "exported without --refs" in result.stderr

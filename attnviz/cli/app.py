@@ -29,6 +29,7 @@ class _Group(TyperGroup):
     too, and a reader closing stdout early (`attnviz --help | head -1`) ends quietly with 0."""
 
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        _ignore_zero_terminal_size()
         if not standalone_mode:
             return super().main(*args, standalone_mode=False, **kwargs)
         before = _stdout_file()
@@ -51,6 +52,14 @@ class _Group(TyperGroup):
                 _one_line("aborted", 1)
             raise
         sys.exit(code if isinstance(code, int) else 0)
+
+
+def _ignore_zero_terminal_size() -> None:
+    """COLUMNS=0 (or LINES=0) would make rich print nothing at all, errors included."""
+    for name in ("COLUMNS", "LINES"):
+        value = os.environ.get(name, "")
+        if value.isdigit() and int(value) == 0:
+            del os.environ[name]
 
 
 def _one_line(message: str, code: int) -> None:

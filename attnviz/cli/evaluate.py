@@ -165,6 +165,11 @@ def eval_command(
             if reverse_model is not None:
                 raise UsageError("--reverse-model needs --model (and one TSV file of pairs)")
             passes = _record_passes(inputs, methods, settings)
+            if gold is not None:
+                _warn_free_translations(inputs)
+        if golds is not None and len(passes) > 1:
+            gold_list = list(golds())  # read once: several passes, and the file may be a pipe
+            golds = lambda: gold_list  # noqa: E731
         rows = _run(passes, golds)
         if as_json:
             _print_json(rows, gold, method, sort)
@@ -307,6 +312,24 @@ def _record_passes(inputs: list[str], methods: list[str], settings: dict[str, An
         )
         for source, path in zip(inputs, paths, strict=True)
     ]
+
+
+def _warn_free_translations(inputs: list[str]) -> None:
+    """Gold links index the references: say so when an export decoded something else."""
+    for source in inputs:
+        manifest = Path(source) / "manifest.json"
+        if not Path(source).is_dir() or not manifest.is_file():
+            continue
+        try:
+            options = json.loads(manifest.read_text(encoding="utf-8")).get("options", {})
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(options, dict) and options.get("refs") is False:
+            message = (
+                f"{source}: exported without --refs; the gold indexes the references, not "
+                "these translations"
+            )
+            stderr_console().print(safe_text(message, "warning:", "yellow"))
 
 
 def _count_lines(path: Path) -> int | None:

@@ -110,7 +110,7 @@ def _json_printer(links: str, diagnostics: bool) -> Callable[..., None]:
 def _table_printer(look: RenderOptions, diagnostics: bool) -> Callable[..., None]:
     from rich.text import Text
 
-    from attnviz.alignment import NON_WORDS
+    from attnviz.alignment import NON_WORDS, WORD_START
     from attnviz.cli.common import safe_text
     from attnviz.render.terminal import render_text
     from attnviz.text import visible
@@ -118,7 +118,7 @@ def _table_printer(look: RenderOptions, diagnostics: bool) -> Callable[..., None
     console = stdout_console()
 
     def diagnosis(alignment: Alignment) -> Text:
-        real = [token for token in alignment.src_tokens if token not in NON_WORDS]
+        real = [t.removeprefix(WORD_START) for t in alignment.src_tokens if t not in NON_WORDS]
         return safe_text(alignment.diagnostics().summary(real), "diagnostics:", "dim")
 
     def show(group: list, number: int, numbered: bool) -> None:

@@ -223,6 +223,9 @@ def _group_from_line(line: str, where: str, position: int) -> SentenceGroup:
         value = json.loads(line)
     except json.JSONDecodeError as err:
         raise InputError(f"{where}: not a JSON alignment record ({err.msg})") from err
+    except ValueError as err:  # an integer too long to convert
+        reason = str(err).split(":")[0]
+        raise InputError(f"{where}: not a JSON alignment record ({reason})") from err
     except RecursionError:
         raise InputError(f"{where}: not a JSON alignment record (nested too deeply)") from None
     if not isinstance(value, dict):

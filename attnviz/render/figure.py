@@ -150,6 +150,10 @@ class FigureRenderer:
         """
         if self._figure is None:
             raise AttnvizError("this figure renderer is closed")
+        if not isinstance(alignment, Alignment):
+            raise UsageError(f"render needs an Alignment, not {type(alignment).__name__}")
+        if not isinstance(path, str | os.PathLike):
+            raise UsageError(f"the figure path must be text or a path, not {type(path).__name__}")
         path = Path(path)
         fmt = figure_format(path)
         n_target, n_source = alignment.shape

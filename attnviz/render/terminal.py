@@ -26,6 +26,7 @@ from rich.table import Table
 from rich.text import Text
 
 from attnviz.alignment import Alignment
+from attnviz.errors import UsageError
 from attnviz.options import RenderOptions
 from attnviz.render.values import View, render_options, view
 from attnviz.text import visible
@@ -261,21 +262,31 @@ def translation_line(alignment: Alignment, numbered: bool) -> Text:
 
 
 def render_text(
-    alignments: Iterable[Alignment],
+    alignments: Alignment | Iterable[Alignment],
     console: Console,
     options: RenderOptions | None = None,
     *,
     after: Callable[[Alignment], Any] | None = None,
     **keywords: Any,
 ) -> None:
-    """Print each alignment's translation, then (unless ``show_table`` is off) its table.
+    """Print each alignment's translation (one Alignment or several), then (unless
+    ``show_table`` is off) its table. Wrong types raise UsageError.
 
     Takes RenderOptions, or the keywords of :func:`attnviz.render.values.render_options`
     (``values=True`` for numbers in the cells, ``scores=True``, ``show_table``). ``after``
     gives a renderable printed under each alignment's table (e.g. a line of diagnostics).
     """
     options = render_options(options, **keywords)
+    if not isinstance(console, Console):
+        raise UsageError(f"console must be a rich Console, not {type(console).__name__}")
+    if isinstance(alignments, Alignment):
+        alignments = [alignments]
+    if not isinstance(alignments, Iterable) or isinstance(alignments, str | bytes):
+        raise UsageError(f"render_text needs Alignments, not {type(alignments).__name__}")
     alignments = list(alignments)
+    for alignment in alignments:
+        if not isinstance(alignment, Alignment):
+            raise UsageError(f"render_text needs Alignments, not {type(alignment).__name__}")
     numbered = len(alignments) > 1
     for alignment in alignments:
         console.print(translation_line(alignment, numbered), soft_wrap=True)
