@@ -411,7 +411,9 @@ def test_decoder_init_needs_matching_sides():
         ModelConfig(**base, decoder_hidden_size=6, decoder_init="grouped_relu_bridge")
     with pytest.raises(ConfigError, match="as many decoder layers"):
         ModelConfig(**base, decoder_hidden_size=8, decoder_layers=2, decoder_init="encoder_final")
-    with pytest.raises(ConfigError, match="valid: tanh_bridge, encoder_final"):
+    with pytest.raises(
+        ConfigError, match=r"valid: tanh_bridge, .*encoder_final, grouped_relu_bridge"
+    ):
         ModelConfig(**base, decoder_init="zeros?")
 
 
@@ -736,3 +738,51 @@ def test_version_2_checkpoints_still_load_and_new_files_are_version_3(tmp_path, 
     saved = save_checkpoint(checkpoint, tmp_path / "v3.pt")
     assert FORMAT_VERSION == 3
     assert torch.load(saved, weights_only=True)["format_version"] == 3
+
+
+# -- both toolkits through the same doors ---------------------------------------------------
+
+JOEY = Path(__file__).parent / "peers" / "joeynmt" / "gru-bahdanau-bridge"
+
+
+def test_joeynmt_models_load_through_load_model_and_every_model_command(tmp_path, monkeypatch):
+    import attnviz
+
+    sentence = "noka kamire velo"
+    expected = attnviz.load_model(JOEY).translate(sentence)[0].translation
+    for form in (JOEY / "config.yaml", JOEY / "best.ckpt"):
+        assert attnviz.load_model(form).translate(sentence)[0].translation == expected
+        (record,) = _records(_cli("translate", sentence, "--model", form, "--json"))
+        assert record["translation"] == expected
+    assert _cli("heatmap", sentence, "--model", JOEY, "--out", tmp_path / "j.png").exit_code == 0
+    source = tmp_path / "in.txt"
+    source.write_text(sentence + "\n", "utf-8")
+    assert _cli("export", source, "--out", tmp_path / "out", "--model", JOEY).exit_code == 0
+    monkeypatch.setenv("COLUMNS", "240")
+    info = _cli("info", JOEY)
+    assert info.exit_code == 0, info.output
+    assert any(
+        "origin.toolkit" in line and "joeynmt" in line.lower() for line in info.stdout.splitlines()
+    )
+    converted = tmp_path / "joey.pt"
+    assert _cli("convert", JOEY, "--out", converted).exit_code == 0
+    assert attnviz.load_model(converted).translate(sentence)[0].translation == expected
+
+
+def test_readme_commands_for_joeynmt_run_as_written(tmp_path, monkeypatch):
+    import re
+    import shlex
+
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text("utf-8")
+    section = readme.split("### JoeyNMT\n", 1)[1].split("\n## ", 1)[0]
+    (block,) = re.findall(r"```bash\n(.*?)```", section, flags=re.S)
+    commands = [shlex.split(line, comments=True) for line in block.splitlines() if line.strip()]
+    commands = [command for command in commands if command[0] == "attnviz"]
+    assert len(commands) == 5
+    (tmp_path / "tests").symlink_to(root / "tests")
+    monkeypatch.chdir(tmp_path)
+    for command in commands:
+        result = _cli(*command[1:])
+        assert result.exit_code == 0, (command, result.output)
+    assert (tmp_path / "bpe.png").is_file() and (tmp_path / "joey-bpe.pt").is_file()

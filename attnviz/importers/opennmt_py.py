@@ -480,7 +480,10 @@ def _tokenizers(path: Path, opt: dict[str, Any], vocab, config, src_spm, tgt_spm
             )
             continue
         name, model = _sentencepiece_model(path, opt, side, given)
-        specs.append(SentencePieceVocabularyTokenizer(tokens, model=model, **options).to_spec())
+        tokenizer = SentencePieceVocabularyTokenizer(
+            tokens, model=model, raw_decode=True, **options
+        )
+        specs.append(tokenizer.to_spec())
         files[name] = _sha256(model)
         lines.append(
             f"{side} tokens: SentencePiece pieces of {name}, numbered by the checkpoint's "
