@@ -25,7 +25,7 @@ from attnviz.errors import ConfigError, UsageError
 from attnviz.model import Seq2Seq, pad_batch
 from attnviz.options import DEFAULT_LENGTH_PENALTY
 
-BEAM_STOPS = ("beam_full", "all_slots_ended")
+BEAM_STOPS = ("beam_full", "all_slots_ended", "best_ended")
 LENGTH_NORMS = ("average", "gnmt")
 
 
@@ -49,7 +49,11 @@ class SearchRules:
       candidates; ended ones leave the beam until K have ended, which stops the sentence
       (attnviz); ``all_slots_ended``: each step keeps the K best candidates, ended ones
       included (they keep their slot and are extended further); a slot that has once held
-      an ended hypothesis stays marked, and the sentence stops when all K are (JoeyNMT 2).
+      an ended hypothesis stays marked, and the sentence stops when all K are (JoeyNMT 2);
+      ``best_ended``: each step looks at the K best candidates; every ended one is set
+      aside (no cap on their number) and its slot is dead; the sentence stops once the best
+      candidate of a step has ended and at least ``nbest`` have, so asking for more
+      hypotheses can change the best one (OpenNMT-py).
     """
 
     max_length_ratio: float = 2.0
@@ -319,12 +323,12 @@ def beam_decode(
 ) -> list[list[Hypothesis]]:
     """Beam search over the batch; each hypothesis's attention is rebuilt by back-pointers.
 
-    A sentence stops once it holds ``beam_size`` finished hypotheses or reaches its length
-    limit; the ``nbest`` best by length-normalised score are returned. Models whose rules
-    name another toolkit's beam are searched as that toolkit does (without prefixes or
-    top-k). While a sentence is inside its ``prefixes`` entry, its beam may only extend the
-    prefix; then search is free. ``topk`` records the most likely next tokens of every
-    hypothesis at every step.
+    A sentence stops once it holds ``beam_size`` finished hypotheses (or as ``rules.beam_stop``
+    says) or reaches its length limit; the ``nbest`` best by length-normalised score are
+    returned. Models whose rules name another toolkit's beam are searched as that toolkit does
+    (without prefixes or top-k). While a sentence is inside its ``prefixes`` entry, its beam
+    may only extend the prefix; then search is free. ``topk`` records the most likely next
+    tokens of every hypothesis at every step.
     """
     if not 1 <= nbest <= beam_size:  # DecodeOptions checks this for users
         raise ValueError(f"need 1 <= nbest ({nbest}) <= beam_size ({beam_size})")
@@ -341,6 +345,8 @@ def beam_decode(
         )
     config = model.config
     k = beam_size
+    best_ended = rules.beam_stop == "best_ended"
+    width = k if best_ended else 2 * k  # candidates looked at per step
     batch = src.size(0)
     device = src.device
     keys, projected, mask, state = model.encode(src, lengths)
@@ -374,8 +380,8 @@ def beam_decode(
         if prefixes is not None:
             _force_prefix(candidates.view(batch, k, vocab), prefixes, t)
         top_scores, top_index = candidates.view(batch, k * vocab).topk(
-            min(2 * k, k * vocab), dim=1
-        )  # [B, 2K]
+            min(width, k * vocab), dim=1
+        )  # [B, 2K] or [B, K]
         top_scores_list = top_scores.tolist()
         top_beam = (top_index // vocab).tolist()
         top_token = (top_index % vocab).tolist()
@@ -390,13 +396,15 @@ def beam_decode(
                 continue
             at_limit = t + 1 >= limits[b]
             chosen = 0
+            best_has_ended = False
             for c, total in enumerate(top_scores_list[b]):
                 if total == float("-inf"):
                     break
                 slot = b * k + top_beam[b][c]
                 token = top_token[b][c]
                 if token == config.eos_id or at_limit:
-                    if len(finished[b]) < k:
+                    best_has_ended = best_has_ended or c == 0
+                    if best_ended or len(finished[b]) < k:
                         finished[b].append(
                             _Finished(
                                 score=normalized_score(total, t + 1, length_penalty, rules),
@@ -415,7 +423,11 @@ def beam_decode(
                 chosen += 1
                 if chosen == k:
                     break
-            if len(finished[b]) >= k or at_limit or chosen == 0:
+            if best_ended:
+                stop = best_has_ended and len(finished[b]) >= nbest
+            else:
+                stop = len(finished[b]) >= k
+            if stop or at_limit or chosen == 0:
                 done[b] = True
                 new_cumulative[b] = [float("-inf")] * k
         parents.append(new_parent)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from attnviz.alignment import Alignment, SentenceError
-from attnviz.checkpoint import Checkpoint, build_model, load_checkpoint
+from attnviz.checkpoint import Checkpoint, build_model
 from attnviz.decoding import (
     Hypothesis,
     SearchRules,
@@ -449,10 +449,18 @@ def load_model(
     name_or_path: str | os.PathLike[str] | None = None,
     device: str = "cpu",
     precision: str = "auto",
+    *,
+    src_spm: str | os.PathLike[str] | bytes | None = None,
+    tgt_spm: str | os.PathLike[str] | bytes | None = None,
 ) -> Translator:
-    """Load a checkpoint (a path, or the name of a bundled sample model) on ``device``.
+    """Load a model (a path, or the name of a bundled sample model) on ``device``.
 
-    ``precision``: ``auto`` (float64 on the CPU, float32 elsewhere), ``float32`` or ``float64``.
+    The path may be an attnviz checkpoint or a model of another toolkit that attnviz
+    recognises from its content (an OpenNMT-py ``.pt``; a JoeyNMT folder, its ``config.yaml``
+    or a ``.ckpt`` in it; see :mod:`attnviz.importers`). ``src_spm``/``tgt_spm``:
+    SentencePiece models (paths or bytes) for a foreign model that names them but does not
+    hold them, or whose text was segmented outside the toolkit. ``precision``: ``auto``
+    (float64 on the CPU, float32 elsewhere), ``float32`` or ``float64``.
     """
     if name_or_path is not None and not isinstance(name_or_path, str | os.PathLike):
         raise UsageError(
@@ -462,5 +470,8 @@ def load_model(
     target = _resolve(device)
     if not isinstance(precision, str):
         raise UsageError(f"precision must be text such as 'auto', not {type(precision).__name__}")
+    from attnviz.importers import load_any
+
     path = resolve_model_path(name_or_path)
-    return Translator(load_checkpoint(path, map_location=target), target, precision)
+    checkpoint = load_any(path, map_location=target, src_spm=src_spm, tgt_spm=tgt_spm)
+    return Translator(checkpoint, target, precision)

@@ -14,5 +14,6 @@ from attnviz.cli import html as _html  # noqa: F401  isort: skip
 from attnviz.cli import evaluate as _evaluate  # noqa: F401  isort: skip
 from attnviz.cli import train as _train  # noqa: F401  isort: skip
 from attnviz.cli import info as _info  # noqa: F401  isort: skip
+from attnviz.cli import convert as _convert  # noqa: F401  isort: skip
 
 __all__ = ["app"]

@@ -21,7 +21,9 @@ from attnviz.cli.common import (
     PrefixOption,
     RefOption,
     ScoresOption,
+    SrcSpmOption,
     TextArgument,
+    TgtSpmOption,
     TopkOption,
     ValuesOption,
     WordsOption,
@@ -94,6 +96,8 @@ def heatmap(
     force: Annotated[
         bool, typer.Option("--force", help="Replace figure files that already exist.")
     ] = False,
+    src_spm: SrcSpmOption = None,
+    tgt_spm: TgtSpmOption = None,
 ) -> None:
     """Draw attention heatmaps to PNG, SVG or PDF files."""
     with errors():
@@ -118,7 +122,7 @@ def heatmap(
             sentences = sentences_from(text)
             check_refs(ref, sentences)
             options = decode_options(beam=beam, nbest=nbest, words=words, prefix=prefix)
-            translator = load_translator(model, device, precision)
+            translator = load_translator(model, device, precision, src_spm, tgt_spm)
             alignments = translator.translate(sentences, refs=ref, options=options)
         drawable = [a for a in alignments if a.shape[0] and a.shape[1]]
         if not drawable:
@@ -177,6 +181,8 @@ def export(
     ] = False,
     links: LinksOption = "argmax",
     diagnostics: DiagnosticsOption = False,
+    src_spm: SrcSpmOption = None,
+    tgt_spm: TgtSpmOption = None,
 ) -> None:
     """Export the alignments of a whole file: JSONL, Pharaoh, NPZ, HTML and figures."""
     with errors():
@@ -202,7 +208,7 @@ def export(
         if resume and overwrite:
             raise UsageError("--resume and --overwrite exclude each other")
         check_input(input_file)  # before the model loads
-        translator = load_translator(model, device, precision)
+        translator = load_translator(model, device, precision, src_spm, tgt_spm)
         console = stderr_console()
         exporter = Exporter(
             translator,

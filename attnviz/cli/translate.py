@@ -28,7 +28,9 @@ from attnviz.cli.common import (
     PrefixOption,
     RefOption,
     ScoresOption,
+    SrcSpmOption,
     TextArgument,
+    TgtSpmOption,
     TopkOption,
     ValuesOption,
     WordsOption,
@@ -68,6 +70,8 @@ def translate(
     batch_size: BatchSizeOption = 32,
     links: LinksOption = "argmax",
     diagnostics: DiagnosticsOption = False,
+    src_spm: SrcSpmOption = None,
+    tgt_spm: TgtSpmOption = None,
 ) -> None:
     """Translate sentences and show where the decoder looked."""
     with errors():
@@ -84,7 +88,7 @@ def translate(
         else:
             check_refs(ref, text)
             batches = _chunks(list(text), batch_size)
-        translator = load_translator(model, device, precision)
+        translator = load_translator(model, device, precision, src_spm, tgt_spm)
         look = render_options(values=values, scores=scores, show_table=table)
         show = _json_printer(links, diagnostics) if as_json else _table_printer(look, diagnostics)
         number = 1
