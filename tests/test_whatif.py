@@ -326,3 +326,23 @@ def test_force_pieces_reproduces_a_hypothesis_exactly(translator):
     np.testing.assert_allclose(cut.weights, alignment.weights[:2], atol=1e-6)
     with pytest.raises(InputError, match="no piece"):
         translator.force_pieces(SENTENCES[0], ["▁no-such-piece-here"])
+
+
+def test_prefix_with_other_toolkits_search_rules(translator):
+    from attnviz.decoding import SearchRules, beam_decode, greedy_decode
+    from attnviz.errors import UsageError
+
+    src, lengths = batch(translator)
+    prefixes = [prefix_ids(translator)] * len(SENTENCES)
+    opennmt = SearchRules(beam_stop="best_ended")
+    for group in beam_decode(
+        translator.model, src, lengths, beam_size=3, nbest=2, rules=opennmt, prefixes=prefixes
+    ):
+        assert [h.tokens[: len(prefixes[0])] for h in group] == [prefixes[0]] * len(group)
+    joeynmt = SearchRules(beam_stop="all_slots_ended", length_norm="gnmt")
+    with pytest.raises(UsageError, match="greedy decoding"):
+        beam_decode(translator.model, src, lengths, beam_size=3, rules=joeynmt, prefixes=prefixes)
+    with pytest.raises(UsageError, match="greedy decoding"):
+        beam_decode(translator.model, src, lengths, beam_size=3, rules=joeynmt, topk=2)
+    greedy = greedy_decode(translator.model, src, lengths, rules=joeynmt, prefixes=prefixes)
+    assert all(g[0].tokens[: len(prefixes[0])] == prefixes[0] for g in greedy)
