@@ -407,6 +407,9 @@ class Alignment:
         logprobs = _group_sums(self.token_logprobs[None, :], tgt_starts, n_tgt, axis=1)[0]
         src_groups = word_groups(self.src_tokens, src_rule)
         tgt_groups = word_groups(self.tgt_tokens, tgt_rule)
+        meta = dict(self.meta)
+        if "topk" in meta:
+            meta["topk"] = _word_topk(meta["topk"], self.tgt_tokens, tgt_groups)
         return Alignment(
             source=self.source,
             translation=self.translation,
@@ -422,7 +425,7 @@ class Alignment:
             score=self.score,
             rank=self.rank,
             level="words",
-            meta=dict(self.meta),
+            meta=meta,
             word_rules=self.word_rules,
         )
 
@@ -587,6 +590,22 @@ def _real(tokens: list[str]) -> slice | np.ndarray:
     keep = np.ones(count, dtype=bool)
     keep[special] = False
     return keep
+
+
+def _word_topk(topk: Any, tokens: list[str], groups: list[list[int]]) -> Any:
+    """Per word, the alternatives its first piece beat (the emitted piece left out).
+
+    ``topk`` holds, per piece, ``[token, probability]`` pairs; anything else is kept as is.
+    """
+    well_formed = isinstance(topk, list) and len(topk) == len(tokens)
+    well_formed = well_formed and all(
+        isinstance(step, list)
+        and all(isinstance(pair, list | tuple) and len(pair) == 2 for pair in step)
+        for step in topk
+    )
+    if not well_formed:
+        return topk
+    return [[pair for pair in topk[g[0]] if pair[0] != tokens[g[0]]] for g in groups]
 
 
 def _json_float(value: float) -> float | None:

@@ -54,12 +54,14 @@ class Attention(nn.Module):
 class AdditiveAttention(Attention):
     """score_j = vᵀ tanh(W q + U h_j), Bahdanau et al. (2015).
 
-    W: query Q -> D, U: keys H -> D, v: [D]. Works for Q ≠ H.
+    W: query Q -> D (with a bias when ``query_bias``), U: keys H -> D, v: [D]. Works for Q ≠ H.
     """
 
-    def __init__(self, query_size: int, key_size: int, attention_size: int) -> None:
+    def __init__(
+        self, query_size: int, key_size: int, attention_size: int, query_bias: bool = False
+    ) -> None:
         super().__init__()
-        self.W = nn.Linear(query_size, attention_size, bias=False)
+        self.W = nn.Linear(query_size, attention_size, bias=query_bias)
         self.U = nn.Linear(key_size, attention_size, bias=False)
         self.v = nn.Parameter(torch.empty(attention_size))
         nn.init.uniform_(self.v, -(attention_size**-0.5), attention_size**-0.5)
@@ -103,10 +105,15 @@ class GeneralAttention(Attention):
         return torch.bmm(projected_keys, query.unsqueeze(2)).squeeze(2)  # [B, N, Q] @ [B, Q, 1]
 
 
-def build_attention(name: str, query_size: int, key_size: int, attention_size: int) -> Attention:
-    """Build a scorer by name; an unknown name lists the valid ones."""
+def build_attention(
+    name: str, query_size: int, key_size: int, attention_size: int, query_bias: bool = False
+) -> Attention:
+    """Build a scorer by name; an unknown name lists the valid ones.
+
+    ``query_bias`` adds a bias to the additive scorer's query projection.
+    """
     if name == "additive":
-        return AdditiveAttention(query_size, key_size, attention_size)
+        return AdditiveAttention(query_size, key_size, attention_size, query_bias)
     if name == "dot":
         return DotAttention(query_size, key_size)
     if name == "general":

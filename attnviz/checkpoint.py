@@ -34,7 +34,8 @@ if TYPE_CHECKING:
 FORMAT_NAME = "attnviz-checkpoint"
 #: 1: SentencePiece models as ``src_spm``/``tgt_spm`` bytes. 2: tokenizer specs
 #: (``src_tokenizer``/``tgt_tokenizer``, see attnviz.tokenizer). 3: ``search``, the model's
-#: search rules (attnviz.decoding.SearchRules; empty: attnviz's own). Older files are migrated.
+#: search rules (attnviz.decoding.SearchRules; empty: attnviz's own), and config fields for
+#: imported models (their defaults are version 2's behaviour). Older files are migrated.
 FORMAT_VERSION = 3
 #: Largest pickle part (config, tokenizers, metadata) read from a file.
 MAX_PICKLE_BYTES = 64 << 20
@@ -233,21 +234,47 @@ def _inspect_archive(file: Path) -> int | None:
     return storage
 
 
-def _read(path: Path, map_location: Any, mmap: bool = False) -> Any:
+class RefusedObject(CheckpointError):
+    """A file whose pickle holds an object beyond plain data; ``name`` is its class."""
+
+    def __init__(self, message: str, name: str) -> None:
+        super().__init__(message)
+        self.name = name
+
+
+def read_payload(file: Path, allowed: tuple[type, ...] = ()) -> tuple[Any, int | None]:
+    """The unpickled content of a PyTorch file (weights-only, tensors memory-mapped from zip
+    archives) and its bytes of tensor data (None for torch's older, non-zip format).
+
+    ``allowed``: classes let through besides plain data (an importer names exactly what its
+    toolkit stores). The file is checked first: a regular, non-empty file whose archive has no
+    compressed entries and a bounded pickle.
+    """
+    _check_file(file)
+    storage_bytes = _inspect_archive(file)
+    return _read(file, "cpu", mmap=storage_bytes is not None, allowed=allowed), storage_bytes
+
+
+def _read(path: Path, map_location: Any, mmap: bool = False, allowed: tuple[type, ...] = ()) -> Any:
+    import contextlib
     import pickle
 
     import torch
 
     try:
-        return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
+        with (
+            torch.serialization.safe_globals(list(allowed)) if allowed else contextlib.nullcontext()
+        ):
+            return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:
         message = str(err)
         if "Weights only load failed" in message:
             unsafe = _unsafe_global(message)
             if unsafe is not None:
-                raise CheckpointError(
+                raise RefusedObject(
                     f"{path}: refused to load: it holds a Python object ({_plain(unsafe, 80)}) "
-                    "beyond plain data, which could run code; it is not an attnviz checkpoint"
+                    "beyond plain data, which could run code; it is not an attnviz checkpoint",
+                    unsafe,
                 ) from err
             raise CheckpointError(
                 f"{path}: not a PyTorch checkpoint of plain data and weights "
@@ -430,10 +457,8 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> 
         raise UsageError(f"a checkpoint path must be text or a path, not {type(path).__name__}")
     device = _device(map_location)
     file = Path(path)
-    _check_file(file)
-    storage_bytes = _inspect_archive(file)
     # zip archives are memory-mapped: no tensor data is read before the checks below
-    payload = _read(file, "cpu", mmap=storage_bytes is not None)
+    payload, storage_bytes = read_payload(file)
     if not isinstance(payload, dict):
         raise CheckpointError(
             f"{file}: not an attnviz checkpoint (holds a {type(payload).__name__}, not a dict)"
@@ -560,7 +585,30 @@ def describe_checkpoint(checkpoint: Checkpoint) -> list[tuple[str, str]]:
     rows.append(("source vocabulary", f"{source.vocab_size} ({source.kind})"))
     rows.append(("target vocabulary", f"{target.vocab_size} ({target.kind})"))
     rows.extend((f"config.{key}", str(value)) for key, value in checkpoint.config.to_dict().items())
+    if checkpoint.search:
+        rules = checkpoint.rules().to_dict()
+        rows.append(("search", ", ".join(f"{key} {value}" for key, value in rules.items())))
     for key, value in checkpoint.metadata.items():
+        if key == "origin" and isinstance(value, dict):
+            rows.extend(_origin_rows(value))
+            continue
         shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
         rows.append((f"training.{key}", shown))
+    return rows
+
+
+def _origin_rows(origin: dict[str, Any]) -> list[tuple[str, str]]:
+    """Where an imported model came from and how its options were mapped, one row each."""
+    rows = [(f"origin.{key}", str(origin[key])) for key in ("toolkit", "version") if key in origin]
+    files = origin.get("files")
+    if isinstance(files, dict):
+        rows.extend((f"origin.sha256 {name}", str(digest)) for name, digest in files.items())
+    mapping = origin.get("mapping")
+    if isinstance(mapping, list):
+        rows.extend(("origin.mapping", str(line)) for line in mapping)
+    rows.extend(
+        (f"origin.{key}", str(value))
+        for key, value in origin.items()
+        if key not in ("toolkit", "version", "files", "mapping")
+    )
     return rows

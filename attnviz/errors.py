@@ -46,3 +46,15 @@ class OutputError(AttnvizError):
 
 class OutputExistsError(OutputError):
     """An output file exists and the caller did not ask to replace it."""
+
+
+class MissingModelFile(CheckpointError):
+    """A model names a file it needs (a tokenizer model) that is not there.
+
+    ``argument`` is the :func:`attnviz.load_model` argument that supplies it (``src_spm`` or
+    ``tgt_spm``); the CLI turns it into its flag.
+    """
+
+    def __init__(self, message: str, argument: str) -> None:
+        super().__init__(message)
+        self.argument = argument

@@ -177,17 +177,18 @@ def decode_line(raw: bytes, name: str, number: int, *, max_bytes: int = MAX_LINE
 def iter_raw_lines(stream: IO[bytes], max_bytes: int = MAX_LINE_BYTES) -> Iterator[bytes]:
     """Lines as bytes without their ``\\n`` / ``\\r\\n``; a line longer than ``max_bytes`` is
     yielded truncated to ``max_bytes + 1`` bytes (so callers can refuse it) without being read
-    into memory whole."""
+    into memory whole. The rest of such a line is skipped only when the next line is asked
+    for: a caller that stops at the long line never waits for its end (on ``/dev/zero``,
+    there is none)."""
     while True:
         line = stream.readline(max_bytes + 1)
         if not line:
             return
-        if len(line) > max_bytes and not line.endswith(b"\n"):
-            while True:  # skip the rest of the over-long line in bounded pieces
-                rest = stream.readline(1 << 16)
-                if not rest or rest.endswith(b"\n"):
-                    break
+        cut = len(line) > max_bytes and not line.endswith(b"\n")
         yield line.rstrip(b"\n").removesuffix(b"\r")
+        while cut:  # skip the rest of the over-long line in bounded pieces
+            rest = stream.readline(1 << 16)
+            cut = bool(rest) and not rest.endswith(b"\n")
 
 
 def iter_lines(source: str | os.PathLike[str], *, max_bytes: int = MAX_LINE_BYTES) -> Iterator[str]:

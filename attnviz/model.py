@@ -21,7 +21,16 @@ from attnviz.errors import ConfigError
 
 RNN_TYPES = ("gru", "lstm")
 CONCAT_ORDERS = ("context_first", "state_first")
-DECODER_INITS = ("tanh_bridge", "shared_tanh_bridge", "shared_last", "zero")
+DECODER_INITS = (
+    "tanh_bridge",
+    "shared_tanh_bridge",
+    "shared_last",
+    "zero",
+    "encoder_final",
+    "grouped_relu_bridge",
+)
+#: decoder_init modes where decoder layer l starts from encoder layer l (OpenNMT-py)
+PER_LAYER_INITS = ("encoder_final", "grouped_relu_bridge")
 #: Upper bounds on sizes: far above any RNN translation model, low enough that a bad config
 #: cannot ask for more memory or layers than a machine has.
 MAX_VOCAB_SIZE = 1_000_000
@@ -72,8 +81,8 @@ class ModelConfig:
     """Everything needed to rebuild the network; saved as a plain dict in checkpoints.
 
     ``attn_concat_order``, ``attn_out_bias``/``attn_out_tanh``, ``src_eos``,
-    ``output_bias``, ``decoder_init`` and ``tgt_embedding_size`` are the points on which RNN
-    NMT toolkits differ; keeping them here lets one class load them all.
+    ``output_bias``, ``decoder_init``, ``tgt_embedding_size`` and ``attn_query_bias`` are the
+    points on which RNN NMT toolkits differ; keeping them here lets one class load them all.
 
     ``decoder_init``: how the decoder's first state comes from the encoder's top-layer final
     hidden state ``h`` (directions concatenated, size H):
@@ -85,10 +94,19 @@ class ModelConfig:
       and to the LSTM cell as well (JoeyNMT ``bridge``);
     - ``shared_last``: ``h`` itself (its forward half when H = 2Q) given to every decoder
       layer and to the LSTM cell; needs H = Q or H = 2Q (JoeyNMT ``last``);
-    - ``zero``: zeros.
+    - ``zero``: zeros;
+    - ``encoder_final``: decoder layer ``l`` starts from encoder layer ``l``'s final state,
+      directions concatenated, cell state likewise (OpenNMT-py without ``bridge``); needs as
+      many layers on both sides and Q = H;
+    - ``grouped_relu_bridge``: OpenNMT-py's ``bridge``: the final states ``[layers*dirs, B,
+      h]`` are read batch-major in groups of ``layers`` consecutive states, each group goes
+      through ``relu(Linear(layers*h, layers*h))`` (a second one for the LSTM cell), then as
+      ``encoder_final``.
 
     ``output_bias``: whether the output layer has a bias. ``tgt_embedding_size``: the target
     embedding size when it differs from the source one (None: ``embedding_size``).
+    ``attn_query_bias``: the additive scorer's query projection ``W`` has a bias
+    (OpenNMT-py ``mlp``).
     """
 
     src_vocab_size: int
@@ -111,6 +129,7 @@ class ModelConfig:
     output_bias: bool = True
     decoder_init: str = "tanh_bridge"
     tgt_embedding_size: int | None = None
+    attn_query_bias: bool = False
     pad_id: int = 0
     unk_id: int = 1
     bos_id: int = 2
@@ -152,6 +171,18 @@ class ModelConfig:
             )
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), not {self.dropout}")
+        if self.decoder_init in PER_LAYER_INITS:
+            if self.decoder_layers != self.encoder_layers:
+                raise ConfigError(
+                    f"decoder_init {self.decoder_init} needs as many decoder layers as encoder "
+                    f"layers ({self.decoder_layers} vs {self.encoder_layers})"
+                )
+            if self.decoder_hidden_size != self.encoder_output_size:
+                raise ConfigError(
+                    f"decoder_init {self.decoder_init} needs decoder_hidden_size "
+                    f"({self.decoder_hidden_size}) to equal the encoder output size "
+                    f"({self.encoder_output_size})"
+                )
         smallest = min(self.src_vocab_size, self.tgt_vocab_size)
         for name in ("pad_id", "unk_id", "eos_id"):  # used on both sides
             value = getattr(self, name)
@@ -283,13 +314,16 @@ class Bridge(nn.Module):
         super().__init__()
         self.config = config
         mode = config.decoder_init
+        in_size = config.encoder_output_size
         out_size = config.decoder_hidden_size * (
             config.decoder_layers if mode == "tanh_bridge" else 1
         )
-        has_hidden = mode in ("tanh_bridge", "shared_tanh_bridge")
-        has_cell = mode == "tanh_bridge" and config.rnn == "lstm"
-        self.hidden = nn.Linear(config.encoder_output_size, out_size) if has_hidden else None
-        self.cell = nn.Linear(config.encoder_output_size, out_size) if has_cell else None
+        if mode == "grouped_relu_bridge":  # one group: `layers` consecutive states
+            in_size = out_size = config.hidden_size * config.encoder_layers
+        has_hidden = mode in ("tanh_bridge", "shared_tanh_bridge", "grouped_relu_bridge")
+        has_cell = mode in ("tanh_bridge", "grouped_relu_bridge") and config.rnn == "lstm"
+        self.hidden = nn.Linear(in_size, out_size) if has_hidden else None
+        self.cell = nn.Linear(in_size, out_size) if has_cell else None
 
     def _top(self, state: torch.Tensor) -> torch.Tensor:
         """[layers*dirs, B, hidden] -> top layer, directions concatenated [B, H]."""
@@ -316,7 +350,24 @@ class Bridge(nn.Module):
             top = top.new_zeros(top.size(0), config.decoder_hidden_size)
         return top.unsqueeze(0).repeat(config.decoder_layers, 1, 1)  # [Ld, B, Q]
 
+    def _per_layer(self, layer: nn.Linear | None, state: torch.Tensor) -> torch.Tensor:
+        """[L*D, B, h] -> [L, B, D*h]: layer l's directions side by side, after OpenNMT-py's
+        grouped relu(Linear) when there is one."""
+        if layer is not None:
+            states, batch, hidden = state.shape
+            groups = state.transpose(0, 1).reshape(-1, layer.in_features)  # [B*D, L*h]
+            state = torch.relu(layer(groups)).view(batch, states, hidden)  # [B, L*D, h]
+            state = state.transpose(0, 1)  # [L*D, B, h]
+        if not self.config.bidirectional:
+            return state.contiguous()
+        return torch.cat([state[0::2], state[1::2]], dim=2)  # [L, B, 2h]
+
     def forward(self, final: Any) -> Any:
+        if self.config.decoder_init in PER_LAYER_INITS:
+            if self.config.rnn == "lstm":
+                h_n, c_n = final
+                return self._per_layer(self.hidden, h_n), self._per_layer(self.cell, c_n)
+            return self._per_layer(self.hidden, final)
         if self.config.decoder_init != "tanh_bridge":
             shared = self._shared(final[0] if isinstance(final, tuple) else final)
             return (shared, shared) if self.config.rnn == "lstm" else shared
@@ -364,7 +415,9 @@ class AttnDecoder(nn.Module):
             config.decoder_layers,
             dropout=config.dropout if config.decoder_layers > 1 else 0.0,
         )
-        self.attention = build_attention(config.attention, q, h, config.attention_size)
+        self.attention = build_attention(
+            config.attention, q, h, config.attention_size, config.attn_query_bias
+        )
         self.combine = nn.Linear(h + q, q, bias=config.attn_out_bias)  # W_c
         self.output = nn.Linear(q, config.tgt_vocab_size, bias=config.output_bias)
 

@@ -372,15 +372,23 @@ class SentencePieceVocabularyTokenizer(VocabularyTokenizer):
     """SentencePiece segmentation, with ids from a separate vocabulary list.
 
     The SentencePiece model should already be restricted to that list (see
-    :func:`restrict_sentencepiece`), as JoeyNMT restricts it before encoding.
+    :func:`restrict_sentencepiece`), as JoeyNMT restricts it before encoding (OpenNMT-py does
+    not). ``raw_decode``: text is what SentencePiece makes of the pieces, as OpenNMT-py writes
+    it (spaces at the ends kept); otherwise word starts become spaces and the ends are
+    stripped, as JoeyNMT does.
     """
 
     kind = "sentencepiece_vocabulary"
     word_rule = "sentencepiece"
 
-    def __init__(self, tokens: list[str], *, model: bytes, **options: Any) -> None:
+    def __init__(
+        self, tokens: list[str], *, model: bytes, raw_decode: bool = False, **options: Any
+    ) -> None:
         super().__init__(tokens, **options)
+        if not isinstance(raw_decode, bool):
+            raise TokenizerError(f"{self.kind} tokenizer: raw_decode must be a boolean")
         self._spm = SentencePieceTokenizer(model)
+        self.raw_decode = raw_decode
 
     def split(self, text: str) -> list[str]:
         return list(self._spm._sp.encode(text, out_type=str))
@@ -390,14 +398,23 @@ class SentencePieceVocabularyTokenizer(VocabularyTokenizer):
         return WORD_START + unknown if piece.startswith(WORD_START) else unknown
 
     def join(self, pieces: list[str]) -> str:
-        return str(self._spm._sp.decode(pieces)).replace(WORD_START, " ").strip()
+        text = str(self._spm._sp.decode(pieces))
+        return text if self.raw_decode else text.replace(WORD_START, " ").strip()
 
     def to_spec(self) -> dict[str, Any]:
-        return {**super().to_spec(), "model": self._spm.to_spec()["model"]}
+        spec = {**super().to_spec(), "model": self._spm.to_spec()["model"]}
+        if self.raw_decode:
+            spec["raw_decode"] = True
+        return spec
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> SentencePieceVocabularyTokenizer:
-        return cls(spec.get("tokens"), model=spec.get("model", b""), **cls._options(spec))  # type: ignore[arg-type]
+        return cls(
+            spec.get("tokens"),  # type: ignore[arg-type]
+            model=spec.get("model", b""),
+            raw_decode=spec.get("raw_decode", False),
+            **cls._options(spec),
+        )
 
 
 def _varint(data: bytes, position: int) -> tuple[int, int]:

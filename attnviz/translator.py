@@ -13,8 +13,15 @@ import numpy as np
 import torch
 
 from attnviz.alignment import Alignment, SentenceError
-from attnviz.checkpoint import Checkpoint, build_model, load_checkpoint
-from attnviz.decoding import Hypothesis, beam_decode, forced_decode, greedy_decode
+from attnviz.checkpoint import Checkpoint, build_model
+from attnviz.decoding import (
+    Hypothesis,
+    SearchRules,
+    beam_decode,
+    forced_decode,
+    greedy_decode,
+    normalized_score,
+)
 from attnviz.device import resolve_device
 from attnviz.errors import InputError, UsageError
 from attnviz.io import MAX_LINE_BYTES
@@ -163,8 +170,7 @@ class Translator:
                     f"got {len(refs)} references for {len(sentences)} sentences; "
                     "give one per sentence"
                 )
-        if options.prefix is not None or options.topk:
-            raise UsageError("prefix and topk decoding are not available in this version")
+        prefix_ids = self._prefix_ids(options.prefix, refs is not None)
         results: list[list[Alignment] | SentenceError | None] = [None] * len(sentences)
         source_ids: dict[int, list[int]] = {}
         ref_ids: dict[int, list[int]] = {}
@@ -189,6 +195,7 @@ class Translator:
                     [source_ids[i] for i in batch],
                     [ref_ids[i] for i in batch] if refs is not None else None,
                     options,
+                    prefix_ids,
                 )
                 for i, hyps in zip(batch, hypotheses, strict=True):
                     results[i] = [
@@ -200,6 +207,50 @@ class Translator:
     def encode_source(self, text: str) -> list[int]:
         """The source ids the encoder reads for ``text`` (``</s>`` included where it is)."""
         return self._source_ids(text, 1)
+
+    def source_tokens(self, text: str) -> tuple[list[int], list[str]]:
+        """The source ids of ``text`` and the tokens an Alignment shows for them."""
+        ids = self._source_ids(text, 1)
+        return ids, self._source_tokens(text, ids)
+
+    def target_ids(self, pieces: Sequence[str]) -> list[int]:
+        """Target pieces (as in :attr:`Alignment.tgt_tokens`, ``</s>`` included) to ids.
+
+        A piece the vocabulary lacks raises :class:`InputError`.
+        """
+        ids = []
+        for piece in pieces:
+            if piece == "</s>":
+                ids.append(self.config.eos_id)
+            elif piece == "<unk>":
+                ids.append(self.config.unk_id)
+            else:
+                index = self.tgt_tokenizer.piece_to_id(piece)
+                if index == self.config.unk_id:
+                    raise InputError(f"the target vocabulary has no piece {piece!r}")
+                ids.append(index)
+        return ids
+
+    def force_pieces(self, text: str, pieces: Sequence[str], *, topk: int = 0) -> Alignment:
+        """The attention of the model made to emit exactly ``pieces`` for ``text`` (another
+        model's translation, say), where forcing a reference text would re-tokenize it."""
+        ids = self.target_ids(pieces)
+        ended = bool(ids) and ids[-1] == self.config.eos_id
+        source_ids = self._source_ids(text, 1)
+        src, lengths = pad_batch([source_ids], self.config.pad_id, self.device)
+        # forced decoding appends </s>; a hypothesis cut short without it loses that row
+        rules = self.rules
+        hyp = forced_decode(
+            self.model,
+            src,
+            lengths,
+            [ids[:-1] if ended else ids],
+            length_penalty=rules.length_penalty,
+            rules=rules,
+            topk=topk,
+        )
+        cut = _first_steps(hyp[0][0], len(ids), rules)
+        return self._alignment(text, source_ids, cut, False)
 
     # -- internals --------------------------------------------------------------------------
 
@@ -224,6 +275,29 @@ class Translator:
                 f"{MAX_SOURCE_TOKENS - 1} are supported"
             )
         return ids
+
+    def _prefix_ids(self, prefix: str | None, forced: bool) -> list[int] | None:
+        """The target ids of a prefix to force; None when there is none."""
+        if prefix is None:
+            return None
+        if forced:
+            raise UsageError(
+                "a target prefix and references do not combine: references force every token"
+            )
+        if len(prefix) > MAX_LINE_BYTES:
+            raise UsageError(f"the prefix is longer than {MAX_LINE_BYTES:,} characters")
+        try:
+            prefix.encode("utf-8")
+        except UnicodeEncodeError as err:
+            raise UsageError(
+                f"the prefix is not valid UTF-8 text (bad character at {err.start})"
+            ) from err
+        ids = self.tgt_tokenizer.encode(prefix)
+        if len(ids) >= MAX_SOURCE_TOKENS:
+            raise UsageError(
+                f"the prefix has {len(ids)} tokens; at most {MAX_SOURCE_TOKENS - 1} are supported"
+            )
+        return ids or None
 
     def _source_tokens(self, source: str, source_ids: list[int]) -> list[str]:
         """How each source id is shown: the tokenizer's pieces (an unknown one as <unk>)."""
@@ -265,16 +339,27 @@ class Translator:
         source_ids: list[list[int]],
         ref_ids: list[list[int]] | None,
         options: DecodeOptions,
+        prefix_ids: list[int] | None = None,
     ) -> list[list[Hypothesis]]:
         src, lengths = pad_batch(source_ids, self.config.pad_id, self.device)
         rules = self.rules
         penalty = rules.length_penalty if options.length_penalty is None else options.length_penalty
+        topk = options.topk
         if ref_ids is not None:
             return forced_decode(
-                self.model, src, lengths, ref_ids, length_penalty=penalty, rules=rules
+                self.model, src, lengths, ref_ids, length_penalty=penalty, rules=rules, topk=topk
             )
+        prefixes = [prefix_ids] * len(source_ids) if prefix_ids is not None else None
         if options.beam == 1:
-            return greedy_decode(self.model, src, lengths, length_penalty=penalty, rules=rules)
+            return greedy_decode(
+                self.model,
+                src,
+                lengths,
+                length_penalty=penalty,
+                rules=rules,
+                prefixes=prefixes,
+                topk=topk,
+            )
         return beam_decode(
             self.model,
             src,
@@ -283,6 +368,8 @@ class Translator:
             nbest=options.nbest,
             length_penalty=penalty,
             rules=rules,
+            prefixes=prefixes,
+            topk=topk,
         )
 
     def _alignment(
@@ -300,9 +387,37 @@ class Translator:
             token_logprobs=hyp.token_logprobs,
             score=float(hyp.score),
             rank=hyp.rank,
+            meta={"topk": self._alternatives(hyp)} if hyp.topk_ids is not None else {},
             word_rules=self._word_rules(),
         )
         return alignment.to_words() if words else alignment
+
+    def _alternatives(self, hyp: Hypothesis) -> list[list[list[Any]]]:
+        """Per step, the most likely next tokens as ``[piece, probability]``, best first."""
+        assert hyp.topk_ids is not None and hyp.topk_logprobs is not None
+        probabilities = np.exp(hyp.topk_logprobs.astype(np.float64))  # [T, K]
+        steps = []
+        for ids, probs in zip(hyp.topk_ids.tolist(), probabilities.tolist(), strict=True):
+            pieces = [self._piece(self.tgt_tokenizer, int(i)) for i in ids]
+            steps.append([[piece, p] for piece, p in zip(pieces, probs, strict=True)])
+        return steps
+
+
+def _first_steps(hyp: Hypothesis, steps: int, rules: SearchRules) -> Hypothesis:
+    """``hyp`` cut to its first ``steps`` tokens, its score recomputed."""
+    if steps >= len(hyp.tokens):
+        return hyp
+    logprobs = hyp.token_logprobs[:steps]
+    return dataclasses.replace(
+        hyp,
+        tokens=hyp.tokens[:steps],
+        weights=hyp.weights[:steps],
+        scores=hyp.scores[:steps],
+        token_logprobs=logprobs,
+        score=normalized_score(float(logprobs.sum()), steps, rules.length_penalty, rules),
+        topk_ids=None if hyp.topk_ids is None else hyp.topk_ids[:steps],
+        topk_logprobs=None if hyp.topk_logprobs is None else hyp.topk_logprobs[:steps],
+    )
 
 
 _OPTION_ALIASES = {"beam_size": "beam"}
@@ -387,12 +502,20 @@ def load_model(
     device: str = "cpu",
     precision: str = "auto",
     threads: int | None = None,
+    *,
+    src_spm: str | os.PathLike[str] | bytes | None = None,
+    tgt_spm: str | os.PathLike[str] | bytes | None = None,
 ) -> Translator:
-    """Load a checkpoint (a path, or the name of a bundled sample model) on ``device``.
+    """Load a model (a path, or the name of a bundled sample model) on ``device``.
 
-    ``precision``: ``float32`` (also ``auto``, the default) or ``float64``. ``threads``: CPU
-    threads while decoding; None: one for models of up to 20 M parameters on the CPU, else
-    torch's choice; 0: torch's choice.
+    The path may be an attnviz checkpoint or a model of another toolkit that attnviz
+    recognises from its content (an OpenNMT-py ``.pt``; a JoeyNMT folder, its ``config.yaml``
+    or a ``.ckpt`` in it; see :mod:`attnviz.importers`). ``src_spm``/``tgt_spm``:
+    SentencePiece models (paths or bytes) for a foreign model that names them but does not
+    hold them, or whose text was segmented outside the toolkit. ``precision``: ``float32``
+    (also ``auto``, the default) or ``float64``. ``threads``: CPU threads while decoding;
+    None: one for models of up to 20 M parameters on the CPU, else torch's choice; 0:
+    torch's choice.
     """
     if name_or_path is not None and not isinstance(name_or_path, str | os.PathLike):
         raise UsageError(
@@ -402,6 +525,8 @@ def load_model(
     target = _resolve(device)
     if not isinstance(precision, str):
         raise UsageError(f"precision must be text such as 'auto', not {type(precision).__name__}")
+    from attnviz.importers import load_any
+
     path = resolve_model_path(name_or_path)
-    checkpoint = load_checkpoint(path, map_location=target)
+    checkpoint = load_any(path, map_location=target, src_spm=src_spm, tgt_spm=tgt_spm)
     return Translator(checkpoint, target, precision, threads)

@@ -18,6 +18,7 @@ from attnviz.export import (
     ExportOptions,
     SentenceGroup,
     read_figures,
+    read_html,
     read_jsonl,
     read_npz,
     read_pharaoh,
@@ -93,6 +94,7 @@ ROUND_TRIPS = {
         lambda path: [(key, array.tolist()) for key, array in read_npz(path)],
         lambda groups, nbest: [(key, a.weights.tolist()) for key, a in keyed(groups, nbest)],
     ),
+    "html": (lambda path: list(read_html(path)), lambda groups, nbest: groups),
     "figures": (
         lambda path: sorted(read_figures(path)),
         lambda groups, nbest: sorted(figure_keys(groups, nbest)),
@@ -109,7 +111,11 @@ def test_every_format_has_a_round_trip():
 def test_round_trip(tmp_path, name, nbest):
     groups = make_groups(nbest)
     options = ExportOptions(
-        decode=DecodeOptions(beam=2, nbest=nbest), npz=True, figures="png", figure_workers=1
+        decode=DecodeOptions(beam=2, nbest=nbest),
+        npz=True,
+        html=True,
+        figures="png",
+        figure_workers=1,
     )
     final = write(name, tmp_path, groups, options)
     assert final == FORMATS[name].filename
@@ -141,11 +147,11 @@ def test_figures_are_images(tmp_path):
         assert path.suffix == ".svg" and b"<svg" in path.read_bytes()[:400]
 
 
-@pytest.mark.parametrize("name", ["jsonl", "pharaoh", "npz"])
+@pytest.mark.parametrize("name", ["jsonl", "pharaoh", "npz", "html"])
 def test_reopening_at_the_committed_size_drops_what_came_after(tmp_path, name):
     """An interrupted run resumed at its last commit writes the same bytes as one run."""
     groups = make_groups(nbest=1, count=9)
-    options = ExportOptions(npz=True)
+    options = ExportOptions(npz=True, html=True)
     straight = tmp_path / "straight"
     straight.mkdir()
     write(name, straight, groups, options, split=3)

@@ -356,7 +356,11 @@ def test_output_arrives_before_stdin_is_closed(checkpoint_path):
     try:
         process.stdin.write(f"{SENTENCE}\n".encode())
         process.stdin.flush()
-        first = json.loads(process.stdout.readline())  # stdin still open
+        line = process.stdout.readline()  # stdin still open
+        if not line:  # the process ended: show why
+            process.kill()
+            raise AssertionError(f"no output; stderr: {process.stderr.read()!r}")
+        first = json.loads(line)
         assert first["source"] == SENTENCE
         process.stdin.write(b"did the cat sleep ?\n")
         process.stdin.flush()

@@ -262,3 +262,48 @@ def test_font_path_of_an_unknown_user_is_a_usage_error(alignment, tmp_path):
     with pytest.raises(UsageError, match="does not exist"):
         render_figure(alignment, tmp_path / "x.png", font="~nosuchuser-attnviz/x.ttf")
     assert not (tmp_path / "x.png").exists()
+
+
+# -- stdin without end: /dev/zero is one endless line ------------------------------------------
+
+
+def test_endless_stdin_line_is_refused_at_the_limit(checkpoint_path):
+    from attnviz.io import MAX_LINE_BYTES
+
+    with open("/dev/zero", "rb") as zero:
+        completed = subprocess.run(
+            [sys.executable, "-m", "attnviz", "translate", "-m", str(checkpoint_path), "--json"],
+            stdin=zero,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
+    assert completed.returncode == 1
+    assert completed.stdout == ""
+    one_error_line(completed.stderr, f"stdin:1: line is {MAX_LINE_BYTES + 1:,} bytes")
+
+
+def test_lines_after_an_over_long_line_are_still_read():
+    from attnviz.io import iter_raw_lines
+
+    stream = io.BytesIO(b"a" * 50 + b"\nb" + b"x" * 200_000 + b"\nc\r\nd")
+    assert [len(line) for line in iter_raw_lines(stream, max_bytes=100)] == [50, 101, 1, 1]
+
+
+# -- stdout on a full disk ----------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize("args", [["--version"], ["--help"], ["translate", "--help"]])
+def test_help_and_version_on_a_full_disk_are_one_line(args):
+    with open("/dev/full", "w") as full:
+        completed = subprocess.run(
+            [sys.executable, "-m", "attnviz", *args],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    assert completed.returncode == 1
+    one_error_line(completed.stderr, "cannot write to stdout: No space left on device")

@@ -11,8 +11,10 @@ from attnviz.cli.app import app
 from attnviz.cli import translate as _translate  # noqa: F401  isort: skip
 from attnviz.cli import batch as _batch  # noqa: F401  isort: skip
 from attnviz.cli import merge as _merge  # noqa: F401  isort: skip
+from attnviz.cli import html as _html  # noqa: F401  isort: skip
 from attnviz.cli import evaluate as _evaluate  # noqa: F401  isort: skip
 from attnviz.cli import train as _train  # noqa: F401  isort: skip
 from attnviz.cli import info as _info  # noqa: F401  isort: skip
+from attnviz.cli import convert as _convert  # noqa: F401  isort: skip
 
 __all__ = ["app"]

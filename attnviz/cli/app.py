@@ -50,6 +50,9 @@ class _Group(TyperGroup):
                 _one_line(f"{err.format_message()}{hint}", err.exit_code)
             if _is_click_error(err, "Abort"):
                 _one_line("aborted", 1)
+            if isinstance(err, OSError):  # writing --help or --version (e.g. to a full disk)
+                _quiet_stdout()
+                _one_line(f"cannot write to stdout: {err.strerror or err}", 1)
             raise
         sys.exit(code if isinstance(code, int) else 0)
 
@@ -60,6 +63,15 @@ def _ignore_zero_terminal_size() -> None:
         value = os.environ.get(name, "")
         if value.isdigit() and int(value) == 0:
             del os.environ[name]
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at the null device, so that the flush at exit cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def _one_line(message: str, code: int) -> None:

@@ -18,10 +18,14 @@ from attnviz.cli.common import (
     ModelOption,
     NbestOption,
     PrecisionOption,
+    PrefixOption,
     RefOption,
     ScoresOption,
+    SrcSpmOption,
     TextArgument,
+    TgtSpmOption,
     ThreadsOption,
+    TopkOption,
     ValuesOption,
     WordsOption,
     check_refs,
@@ -73,6 +77,7 @@ def heatmap(
     beam: BeamOption = 1,
     nbest: NbestOption = 1,
     ref: RefOption = None,
+    prefix: PrefixOption = None,
     words: WordsOption = False,
     from_file: Annotated[
         str | None,
@@ -94,6 +99,8 @@ def heatmap(
     force: Annotated[
         bool, typer.Option("--force", help="Replace figure files that already exist.")
     ] = False,
+    src_spm: SrcSpmOption = None,
+    tgt_spm: TgtSpmOption = None,
 ) -> None:
     """Draw attention heatmaps to PNG, SVG or PDF files."""
     with errors():
@@ -109,14 +116,16 @@ def heatmap(
         if from_file is not None:
             if text:
                 raise UsageError("give either TEXT or --from, not both")
+            if prefix is not None:
+                raise UsageError("--prefix decodes anew; it does not combine with --from")
             alignments = _alignments_from(from_file, index, words)
         else:
             if index is not None:
                 raise UsageError("--index works only with --from")
             sentences = sentences_from(text)
             check_refs(ref, sentences)
-            options = decode_options(beam=beam, nbest=nbest, words=words)
-            translator = load_translator(model, device, precision, threads)
+            options = decode_options(beam=beam, nbest=nbest, words=words, prefix=prefix)
+            translator = load_translator(model, device, precision, src_spm, tgt_spm, threads)
             alignments = translator.translate(sentences, refs=ref, options=options)
         drawable = [a for a in alignments if a.shape[0] and a.shape[1]]
         if not drawable:
@@ -152,6 +161,10 @@ def export(
     ] = False,
     words: WordsOption = False,
     npz: Annotated[bool, typer.Option("--npz", help="Also write attention.npz.")] = False,
+    html: Annotated[
+        bool, typer.Option("--html", help="Also write view.html, the interactive HTML view.")
+    ] = False,
+    topk: TopkOption = 0,
     figures: Annotated[
         str | None, typer.Option("--figures", help="Also draw figures/<id>.png or .svg.")
     ] = None,
@@ -194,8 +207,10 @@ def export(
     ] = None,
     links: LinksOption = "argmax",
     diagnostics: DiagnosticsOption = False,
+    src_spm: SrcSpmOption = None,
+    tgt_spm: TgtSpmOption = None,
 ) -> None:
-    """Export the alignments of a whole file: JSONL, Pharaoh, NPZ and figures."""
+    """Export the alignments of a whole file: JSONL, Pharaoh, NPZ, HTML and figures."""
     with errors():
         from attnviz.cli.progress import ExportBar
         from attnviz.export import Exporter, ExportOptions
@@ -207,9 +222,12 @@ def export(
             out = shard_folder(out, *part)
 
         options = ExportOptions(
-            decode=decode_options(beam=beam, nbest=nbest, words=words, batch_size=batch_size),
+            decode=decode_options(
+                beam=beam, nbest=nbest, words=words, batch_size=batch_size, topk=topk
+            ),
             refs=refs,
             npz=npz,
+            html=html,
             figures=figures,
             chunk_lines=chunk_lines,
             strict=strict,
@@ -223,7 +241,7 @@ def export(
         if resume and overwrite:
             raise UsageError("--resume and --overwrite exclude each other")
         check_input(input_file)  # before the model loads
-        translator = load_translator(model, device, precision, threads)
+        translator = load_translator(model, device, precision, src_spm, tgt_spm, threads)
         console = stderr_console()
         exporter = Exporter(
             translator,

@@ -6,19 +6,34 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from attnviz.errors import AttnvizError, InputError, OutputExistsError, UsageError
+from attnviz.errors import AttnvizError, InputError, MissingModelFile, OutputExistsError, UsageError
 
 ModelOption = Annotated[
     str | None,
     typer.Option(
         "--model",
         "-m",
-        help="Checkpoint path or bundled model name (see `attnviz models`). "
-        "Default: enko-additive.",
+        help="Checkpoint path or bundled model name (see `attnviz models`), or a model of "
+        "OpenNMT-py or JoeyNMT. Default: enko-additive.",
+    ),
+]
+SrcSpmOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--src-spm",
+        help="Source SentencePiece model of a foreign model that names one it does not hold.",
+    ),
+]
+TgtSpmOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--tgt-spm",
+        help="Target SentencePiece model of a foreign model that names one it does not hold.",
     ),
 ]
 DeviceOption = Annotated[
@@ -61,6 +76,18 @@ ScoresOption = Annotated[
     bool, typer.Option("--scores", help="Show raw pre-softmax energies instead of weights.")
 ]
 BatchSizeOption = Annotated[int, typer.Option("--batch-size", help="Sentences per batch.")]
+PrefixOption = Annotated[
+    str | None,
+    typer.Option(
+        "--prefix",
+        help="Target words to force first (what if the translation began so?); "
+        "then decoding is free.",
+    ),
+]
+TopkOption = Annotated[
+    int,
+    typer.Option("--topk", help="Record the K most likely next tokens at every step (0: none)."),
+]
 LinksOption = Annotated[
     str,
     typer.Option(
@@ -175,11 +202,46 @@ def decode_options(**values):
 
 
 def load_translator(
-    model: str | None, device: str, precision: str = "auto", threads: int | None = None
+    model: str | None,
+    device: str,
+    precision: str = "auto",
+    src_spm: Path | None = None,
+    tgt_spm: Path | None = None,
+    threads: int | None = None,
 ):
     from attnviz.translator import load_model
 
-    return load_model(model, device=device, precision=precision, threads=threads)
+    with flag_names():
+        return load_model(
+            model,
+            device=device,
+            precision=precision,
+            threads=threads,
+            src_spm=src_spm,
+            tgt_spm=tgt_spm,
+        )
+
+
+def load_any_model(model: str | None, src_spm: Path | None = None, tgt_spm: Path | None = None):
+    """The checkpoint of ``model`` (attnviz's own or a recognised foreign one), on the CPU."""
+    from attnviz.importers import load_any
+    from attnviz.samples import resolve_model_path
+
+    with flag_names():
+        return load_any(resolve_model_path(model), src_spm=src_spm, tgt_spm=tgt_spm)
+
+
+@contextlib.contextmanager
+def flag_names() -> Iterator[None]:
+    """Library errors that name an argument of load_model, told with the CLI's flag."""
+    try:
+        yield
+    except MissingModelFile as err:
+        flag = "--" + err.argument.replace("_", "-")
+        raise MissingModelFile(f"{err}; give it with {flag}", err.argument) from err
+    except UsageError as err:
+        message = str(err).replace("src_spm and tgt_spm", "--src-spm and --tgt-spm")
+        raise UsageError(message) from err
 
 
 def check_refs(refs: list[str] | None, sentences: list[str]) -> None:

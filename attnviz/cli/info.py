@@ -7,31 +7,36 @@ from typing import Annotated
 import typer
 
 from attnviz.cli.app import app
-from attnviz.cli.common import errors
+from attnviz.cli.common import SrcSpmOption, TgtSpmOption, errors, load_any_model
 from attnviz.errors import AttnvizError
 
 
 @app.command()
 def info(
     model: Annotated[
-        str | None, typer.Argument(help="Checkpoint path or bundled model name.")
+        str | None,
+        typer.Argument(
+            help="Checkpoint path or bundled model name, or a model of OpenNMT-py or JoeyNMT."
+        ),
     ] = None,
+    src_spm: SrcSpmOption = None,
+    tgt_spm: TgtSpmOption = None,
 ) -> None:
-    """Show a model's config, size, vocabularies and training metadata."""
+    """Show a model's config, size, vocabularies, origin and training metadata."""
     with errors():
         from rich.console import Console
         from rich.table import Table
         from rich.text import Text
 
-        from attnviz.checkpoint import describe_checkpoint, load_checkpoint
-        from attnviz.samples import resolve_model_path
+        from attnviz.checkpoint import describe_checkpoint
         from attnviz.text import visible
 
-        path = resolve_model_path(model)
-        table = Table(title=Text(visible(path)), show_header=False, title_justify="left")
+        checkpoint = load_any_model(model, src_spm, tgt_spm)
+        title = Text(visible(checkpoint.path or model or ""))
+        table = Table(title=title, show_header=False, title_justify="left")
         table.add_column("key", style="bold")
         table.add_column("value", overflow="fold")
-        for key, value in describe_checkpoint(load_checkpoint(path)):
+        for key, value in describe_checkpoint(checkpoint):
             table.add_row(Text(visible(key)), Text(visible(value)))
         Console(highlight=False).print(table)
 

@@ -25,10 +25,14 @@ from attnviz.cli.common import (
     ModelOption,
     NbestOption,
     PrecisionOption,
+    PrefixOption,
     RefOption,
     ScoresOption,
+    SrcSpmOption,
     TextArgument,
+    TgtSpmOption,
     ThreadsOption,
+    TopkOption,
     ValuesOption,
     WordsOption,
     check_refs,
@@ -55,6 +59,8 @@ def translate(
     beam: BeamOption = 1,
     nbest: NbestOption = 1,
     ref: RefOption = None,
+    prefix: PrefixOption = None,
+    topk: TopkOption = 0,
     words: WordsOption = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object per hypothesis per line on stdout.")
@@ -67,13 +73,17 @@ def translate(
     batch_size: BatchSizeOption = DEFAULT_BATCH_SIZE,
     links: LinksOption = "argmax",
     diagnostics: DiagnosticsOption = False,
+    src_spm: SrcSpmOption = None,
+    tgt_spm: TgtSpmOption = None,
 ) -> None:
     """Translate sentences and show where the decoder looked."""
     with errors():
         from attnviz.eval import parse_link_method
         from attnviz.render.values import render_options
 
-        options = decode_options(beam=beam, nbest=nbest, words=words, batch_size=batch_size)
+        options = decode_options(
+            beam=beam, nbest=nbest, words=words, batch_size=batch_size, prefix=prefix, topk=topk
+        )
         links = str(parse_link_method(links))
         from_stdin = not text or text == ["-"]
         if from_stdin:
@@ -81,7 +91,7 @@ def translate(
         else:
             check_refs(ref, text)
             batches = _chunks(list(text), batch_size)
-        translator = load_translator(model, device, precision, threads)
+        translator = load_translator(model, device, precision, src_spm, tgt_spm, threads)
         look = render_options(values=values, scores=scores, show_table=table)
         show = _json_printer(links, diagnostics) if as_json else _table_printer(look, diagnostics)
         number = 1

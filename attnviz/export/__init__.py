@@ -1,4 +1,4 @@
-"""Streaming batch export of alignments: JSONL, Pharaoh, NPZ and figures.
+"""Streaming batch export of alignments: JSONL, Pharaoh, NPZ, an HTML view and figures.
 
 - :mod:`attnviz.export.exporter`: the driver (chunks, journal, resume, manifest);
 - :mod:`attnviz.export.formats`: one writer class per format, its reader beside it;
@@ -15,6 +15,7 @@ from attnviz.export.formats import (
     Format,
     SentenceGroup,
     read_figures,
+    read_html,
     read_jsonl,
     read_npz,
     read_pharaoh,
@@ -34,6 +35,7 @@ __all__ = [
     "Format",
     "SentenceGroup",
     "read_figures",
+    "read_html",
     "read_jsonl",
     "read_npz",
     "read_pharaoh",

@@ -412,6 +412,46 @@ def read_npz(path: str | os.PathLike[str]) -> Iterator[tuple[str, np.ndarray]]:
         raise InputError(f"{path}: not an NPZ file of attention weights ({err})") from err
 
 
+# -- HTML -------------------------------------------------------------------------------------
+
+
+class HtmlFormat(AppendedFile):
+    """``view.html``: the interactive HTML view of every line (:mod:`attnviz.render.html`),
+    streamed: the page's head, one entry per line, its tail when the export finishes."""
+
+    name = "html"
+    filename = "view.html"
+    option = "html"
+
+    def __init__(self, folder: OutputFolder, options: ExportOptions) -> None:
+        from attnviz.render.html import HtmlPage
+
+        super().__init__(folder, options)
+        self._page = HtmlPage(
+            title="attnviz export", words=options.decode.words, diagnostics=options.diagnostics
+        )
+
+    def open(self, offset: int) -> None:
+        super().open(offset)
+        if offset == 0:
+            self._pending += self._page.head().encode()
+
+    def encode(self, group: SentenceGroup) -> bytes:
+        return self._page.sentence(group.index, group).encode()
+
+    def finish(self) -> str:
+        self._opened().append(self._page.tail().encode())
+        return super().finish()
+
+
+def read_html(path: str | os.PathLike[str]) -> Iterator[SentenceGroup]:
+    """The groups of an export's ``view.html``, exactly as they were written."""
+    from attnviz.render.html import read_page
+
+    for sentence in read_page(path):
+        yield SentenceGroup(sentence.index, sentence.source, sentence.alignments, sentence.error)
+
+
 # -- figures ----------------------------------------------------------------------------------
 
 #: The figure files of an export folder, and the temporary files of a figure being written.
@@ -499,7 +539,7 @@ def read_figures(folder: str | os.PathLike[str]) -> dict[str, Path]:
 
 #: Every format, in the order they are written and finished; the key is the format's name.
 FORMATS: dict[str, type[Format]] = {
-    fmt.name: fmt for fmt in (JsonlFormat, PharaohFormat, NpzFormat, FigureFormat)
+    fmt.name: fmt for fmt in (JsonlFormat, PharaohFormat, NpzFormat, HtmlFormat, FigureFormat)
 }
 
 

@@ -29,14 +29,15 @@ class ExportOptions:
     """How a file is exported.
 
     ``decode``: how sentences are decoded; ``refs``: lines are ``source<TAB>reference`` and
-    the references are forced; ``npz`` / ``figures`` (``"png"``, ``"svg"`` or None): the
-    optional formats; ``chunk_lines``: lines committed together (the resume granularity, and
-    the unit of work of decoding processes and shards); ``strict``: stop at the first line
-    that cannot be handled; ``workers``: processes decoding chunks (1: the exporting process
-    itself); ``figure_workers``: processes drawing figures; ``dpi``: resolution of PNG
-    figures. Neither number of processes changes a byte of the output. ``shard``: ``(K, N)``
-    exports only the chunks whose number (line // chunk_lines) is K modulo N; ``(0, 1)``:
-    every chunk. ``links``: how hard links are read off the attention (see
+    the references are forced; ``npz`` / ``figures`` (``"png"``, ``"svg"`` or None) /
+    ``html`` (the interactive page ``view.html``): the optional formats; ``chunk_lines``:
+    lines committed together (the resume granularity, and the unit of work of decoding
+    processes and shards); ``strict``: stop at the first line that cannot be handled;
+    ``workers``: processes decoding chunks (1: the exporting process itself);
+    ``figure_workers``: processes drawing figures; ``dpi``: resolution of PNG figures.
+    Neither number of processes changes a byte of the output. ``shard``: ``(K, N)`` exports
+    only the chunks whose number (line // chunk_lines) is K modulo N; ``(0, 1)``: every
+    chunk. ``links``: how hard links are read off the attention (see
     :func:`attnviz.eval.extract_links`); ``diagnostics``: add attention diagnostics to each
     JSONL record.
     """
@@ -45,6 +46,7 @@ class ExportOptions:
     refs: bool = False
     npz: bool = False
     figures: str | None = None
+    html: bool = False
     chunk_lines: int = DEFAULT_CHUNK_LINES
     strict: bool = False
     workers: int = 1
@@ -57,7 +59,7 @@ class ExportOptions:
     def __post_init__(self) -> None:
         if not isinstance(self.decode, DecodeOptions):
             raise UsageError(f"decode must be DecodeOptions, not {type(self.decode).__name__}")
-        for name in ("refs", "npz", "strict", "diagnostics"):
+        for name in ("refs", "npz", "html", "strict", "diagnostics"):
             if not isinstance(getattr(self, name), bool):
                 raise UsageError(f"{name} must be True or False, not {getattr(self, name)!r}")
         if self.figures is not None and self.figures not in FIGURE_FORMATS:

@@ -32,6 +32,7 @@ from attnviz.render.values import View, render_options, view
 from attnviz.text import visible
 
 SHADES = " ·░▒▓█"
+RUNNER_UP = "runner-up"
 MAX_MARK = "●"
 MAX_TOKEN_CELLS = 14
 #: Target rows printed at most.
@@ -88,6 +89,37 @@ def _label(token: str, limit: int) -> str:
     return _shorten(visible(token) or "∅", limit)
 
 
+RUNNER_UP_TOKEN_CELLS = 10
+
+
+def runner_ups(alignment: Alignment) -> list[str] | None:
+    """Per target row, the most likely token the decoder did not emit and its probability
+    (from the ``topk`` alternatives recorded with decoding); None when none were recorded.
+
+    At the word level the alternatives already leave the emitted piece out.
+    """
+    topk = alignment.meta.get("topk")
+    if not isinstance(topk, list) or len(topk) != len(alignment.tgt_tokens):
+        return None
+    cells = []
+    for token, step in zip(alignment.tgt_tokens, topk, strict=True):
+        others = [
+            pair
+            for pair in (step if isinstance(step, list) else [])
+            if isinstance(pair, list | tuple)
+            and len(pair) == 2
+            and isinstance(pair[1], int | float)
+            and (alignment.level == "words" or pair[0] != token)
+        ]
+        if others:
+            name, probability = others[0]
+            shown = f"{probability:.2f}" if probability >= 0.01 else f"{probability:.1e}"
+            cells.append(f"{_label(str(name), RUNNER_UP_TOKEN_CELLS)} {shown}")
+        else:
+            cells.append("–")
+    return cells
+
+
 @dataclass(frozen=True)
 class _Plan:
     """What one table shows at one console width."""
@@ -107,6 +139,7 @@ class AttentionTable:
         self.options = options or RenderOptions()
         self.view: View = view(alignment, self.options)
         self._position = self.view.position()  # [T, S]
+        self._runner_ups = runner_ups(alignment)
 
     # -- layout -----------------------------------------------------------------------------
 
@@ -128,6 +161,8 @@ class AttentionTable:
         """Labels and column blocks that fit ``width`` cells; None when not even one column
         fits."""
         cell = self._cell_width()
+        if self._runner_ups is not None:  # the runner-up column ends every block
+            width -= max(cell_len(t) for t in [RUNNER_UP, *self._runner_ups]) + _PADDING
         header_limit = max(cell, min(MAX_TOKEN_CELLS, (width - _PADDING) // 2))
         label_limit = min(MAX_TOKEN_CELLS, width - _PADDING - header_limit)
         if label_limit < 1:
@@ -185,6 +220,8 @@ class AttentionTable:
             table.add_column(
                 Text(plan.src[index]), justify="right", no_wrap=True, min_width=plan.widths[index]
             )
+        if self._runner_ups is not None:
+            table.add_column(RUNNER_UP, no_wrap=True, style="dim" if color else "")
         matrix = self.view.matrix
         position = self._position
         maxima = self.view.maxima
@@ -199,6 +236,8 @@ class AttentionTable:
                 )
                 for col in columns
             ]
+            if self._runner_ups is not None:
+                cells.append(Text(self._runner_ups[row]))
             table.add_row(Text(token), *cells)
         return table
 
