@@ -35,6 +35,17 @@ def softmax(x):
     return e / e.sum()
 
 
+@pytest.fixture(scope="module", params=["additive", "dot", "general"])
+def translator(request, spm_models):
+    """float64 (float32 is the default): the decoder's numbers and the inspector's agree to
+    the precision of the float32 copies an Alignment keeps."""
+    from conftest import make_checkpoint
+
+    from attnviz.translator import Translator
+
+    return Translator(make_checkpoint(spm_models, attention=request.param), "cpu", "float64")
+
+
 @pytest.fixture(scope="module")
 def explained(translator):
     from attnviz.explain import explain_steps
@@ -252,11 +263,12 @@ def test_explain_command_json_holds_every_intermediate(checkpoint_path, spm_mode
 
     result = cli(
         ["explain", SENTENCE, "--step", "2", "--json", "--model", checkpoint_path,
-         "--device", "cpu"]
+         "--device", "cpu", "--precision", "float64"]
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)
-    expected = explain_step(Translator(make_checkpoint(spm_models), "cpu"), SENTENCE, 2)
+    translator = Translator(make_checkpoint(spm_models), "cpu", "float64")
+    expected = explain_step(translator, SENTENCE, 2)
     assert record["step"] == 2 and record["target"] == expected.target_token
     for name, array in expected.arrays().items():
         assert_close(record[name], array, **EXACT)

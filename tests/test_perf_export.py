@@ -48,13 +48,11 @@ def run(input_path, out, checkpoint_path, *extra):
 @pytest.mark.slow
 def test_workers_write_the_same_bytes_as_one_process(tmp_path, nine_lines, checkpoint_path):
     one = tmp_path / "one"
-    run(nine_lines, one, checkpoint_path, "--beam", "2", "--nbest", "2", "--figures", "svg")
+    common = ("--beam", "2", "--nbest", "2", "--figures", "svg", "--html")
+    run(nine_lines, one, checkpoint_path, *common)
     two = tmp_path / "two"
-    run(
-        nine_lines, two, checkpoint_path, "--beam", "2", "--nbest", "2", "--figures", "svg",
-        "--workers", "2", "--figure-workers", "1",
-    )  # fmt: skip
-    for name in DATA:
+    run(nine_lines, two, checkpoint_path, *common, "--workers", "2", "--figure-workers", "1")
+    for name in (*DATA, "view.html"):
         assert (one / name).read_bytes() == (two / name).read_bytes(), name
     figures = sorted(p.name for p in (one / "figures").iterdir())
     assert len(figures) == 2 * (len(LINES) - 1)
