@@ -137,25 +137,31 @@ def batch_sizes(model: str, reps: int, results: dict) -> None:
 
 def workers(folder: Path, model: str, reps: int, results: dict) -> None:
     big = write_input(folder, 20000)
-    times: dict[int, list[float]] = {1: [], 2: []}
+    walls: dict[int, list[float]] = {1: [], 2: []}
+    processing: dict[int, list[float]] = {1: [], 2: []}
     for rep in range(max(reps, 2)):
         for count in (1, 2) if rep % 2 == 0 else (2, 1):
             out = folder / f"workers-{count}"
-            times[count].append(
+            walls[count].append(
                 run_export(big, out, model, "--device", "cpu", "--workers", str(count))
             )
-    one, two = (statistics.median(times[count]) for count in (1, 2))
+            manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+            processing[count].append(float(manifest["seconds"]))
+    one, two = (statistics.median(walls[count]) for count in (1, 2))
+    work_one, work_two = (statistics.median(processing[count]) for count in (1, 2))
     results["export 20k workers 1 s"] = round(one, 2)
     results["export 20k workers 2 s"] = round(two, 2)
-    results["workers 2 speed-up"] = round(one / two, 2)
+    results["workers 2 speed-up (wall)"] = round(one / two, 2)
+    results["workers 2 speed-up (processing)"] = round(work_one / work_two, 2)
     same = all(
         (folder / "workers-1" / name).read_bytes() == (folder / "workers-2" / name).read_bytes()
         for name in ("alignments.jsonl", "alignments.pharaoh")
     )
     print(
-        f"export 20,000 sentences: --workers 1 {one:.2f} s, --workers 2 {two:.2f} s, speed-up "
-        f"{one / two:.2f}x (target ≥ 1.7x on 2 free cores); same bytes: {same}; {os.cpu_count()} "
-        f"cores, {load()}"
+        f"export 20,000 sentences: --workers 1 {one:.2f} s wall ({work_one:.2f} s processing), "
+        f"--workers 2 {two:.2f} s ({work_two:.2f} s): speed-up {one / two:.2f}x wall, "
+        f"{work_one / work_two:.2f}x processing (target ≥ 1.7x on 2 free cores); same bytes: "
+        f"{same}; {os.cpu_count()} cores, {load()}"
     )
 
 
