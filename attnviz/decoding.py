@@ -216,6 +216,7 @@ _FAST_FIELDS = frozenset(
         "output_bias",
         "decoder_init",
         "tgt_embedding_size",
+        "attn_query_bias",
         "pad_id",
         "unk_id",
         "bos_id",

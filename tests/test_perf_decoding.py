@@ -67,7 +67,10 @@ CONFIGS = [
                 "attn_out_bias": False,
                 "attn_out_tanh": False,
                 "bidirectional": False,
+                "output_bias": False,
+                "tgt_embedding_size": 9,
             },
+            {"attn_query_bias": True, "decoder_init": "zero"},
         ),
     )
 ]
