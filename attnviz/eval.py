@@ -568,23 +568,16 @@ def diagnose_many(views: list[AttentionView]) -> list[Diagnostics]:
 
     Hypotheses are stacked in order of shape, so that little of a stack is padding.
     """
-    order = sorted(range(len(views)), key=lambda k: views[k].weights.shape)
+    from attnviz.alignment import shape_batches
+
     out: list[Diagnostics | None] = [None] * len(views)
-    start = 0
-    while start < len(order):
-        end = start + 1
-        n_tgt, n_src = views[order[start]].weights.shape
-        while end < len(order):
-            t, s = views[order[end]].weights.shape
-            t, s = max(t, n_tgt), max(s, n_src)
-            if (end - start + 1) * t * s > _BATCH_CELLS:
-                break
-            n_tgt, n_src, end = t, s, end + 1
-        batch = order[start:end]
+    shapes = [view.weights.shape for view in views]
+    for batch in shape_batches(shapes, _BATCH_CELLS):
+        n_tgt = max(shapes[k][0] for k in batch)
+        n_src = max(shapes[k][1] for k in batch)
         results = _diagnose_batch([views[k] for k in batch], n_tgt, n_src)
         for k, result in zip(batch, results, strict=True):
             out[k] = result
-        start = end
     return out  # type: ignore[return-value]
 
 
