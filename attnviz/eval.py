@@ -975,8 +975,8 @@ def decode_pairs(
     path: str | Path,
     *,
     reverse: bool = False,
-    batch_size: int = 32,
-    chunk: int = 256,
+    batch_size: int | None = None,
+    chunk: int = 1024,
 ) -> Iterator[tuple[int, Alignment | None]]:
     """Force-decode the pairs of a ``source<TAB>reference`` file with ``translator`` (an
     :class:`attnviz.translator.Translator`), ``chunk`` lines at a time.
@@ -988,7 +988,7 @@ def decode_pairs(
     from attnviz.alignment import Alignment
     from attnviz.options import DecodeOptions
 
-    options = DecodeOptions(batch_size=batch_size)
+    options = DecodeOptions() if batch_size is None else DecodeOptions(batch_size=batch_size)
     lines = _lines(path)
     first = 0
     while block := list(itertools.islice(lines, chunk)):

@@ -786,3 +786,49 @@ def test_readme_commands_for_joeynmt_run_as_written(tmp_path, monkeypatch):
         result = _cli(*command[1:])
         assert result.exit_code == 0, (command, result.output)
     assert (tmp_path / "bpe.png").is_file() and (tmp_path / "joey-bpe.pt").is_file()
+
+
+@pytest.mark.parametrize("command", ["html", "explain", "eval"])
+def test_every_model_command_takes_the_sentencepiece_files(tmp_path, command):
+    moved = _rewritten(
+        tmp_path,
+        SPM_MODEL,
+        src_subword_model=str(tmp_path / "moved" / "src.model"),
+        tgt_subword_model=str(tmp_path / "moved" / "tgt.model"),
+    )
+    target = (FIXTURES / "test.tgt").read_text("utf-8").split("\n")[0]
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text(f"{SOURCES[0]}\t{target}\n", encoding="utf-8")
+    args = {
+        "html": ["html", SOURCES[0], "--out", tmp_path / "view.html"],
+        "explain": ["explain", SOURCES[0], "--json"],
+        "eval": ["eval", pairs, "--json"],
+    }[command]
+    refused = _cli(*args, "--model", moved)
+    assert refused.exit_code != 0
+    assert "give it with --src-spm" in refused.stderr.strip().splitlines()[-1]
+    result = _cli(*args, "--model", moved, *SPM_FILES)
+    assert result.exit_code == 0, result.output
+    if command == "html":
+        assert (tmp_path / "view.html").stat().st_size > 0
+    elif command == "explain":
+        assert json.loads(result.stdout)["src"]
+    else:
+        assert json.loads(result.stdout)["rows"][0]["sentences"] == 1
+
+
+def test_eval_gives_the_reverse_model_the_sentencepiece_files_swapped(tmp_path, monkeypatch):
+    import attnviz.cli.evaluate as evaluate
+
+    calls = []
+
+    def fake_load(model, device, precision, src_spm=None, tgt_spm=None, threads=None):
+        calls.append((model, src_spm, tgt_spm))
+        raise SystemExit(0)  # stop before decoding: only the arguments matter
+
+    monkeypatch.setattr(evaluate, "load_translator", fake_load)
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("a\tb\n", encoding="utf-8")
+    args = ["eval", pairs, "--model", "f.pt", "--reverse-model", "r.pt", "--sym", "union"]
+    _cli(*args, "--src-spm", "s.model", "--tgt-spm", "t.model")
+    assert calls == [("r.pt", Path("t.model"), Path("s.model"))]

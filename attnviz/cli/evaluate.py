@@ -22,6 +22,9 @@ from attnviz.cli.common import (
     DeviceOption,
     LinksOption,
     PrecisionOption,
+    SrcSpmOption,
+    TgtSpmOption,
+    ThreadsOption,
     errors,
     load_translator,
     safe_text,
@@ -30,6 +33,7 @@ from attnviz.cli.common import (
 )
 from attnviz.cli.progress import ProgressBar
 from attnviz.errors import UsageError
+from attnviz.options import DEFAULT_BATCH_SIZE
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -136,7 +140,10 @@ def eval_command(
     ] = False,
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
-    batch_size: BatchSizeOption = 32,
+    threads: ThreadsOption = None,
+    src_spm: SrcSpmOption = None,
+    tgt_spm: TgtSpmOption = None,
+    batch_size: BatchSizeOption = DEFAULT_BATCH_SIZE,
 ) -> None:
     """Score the word alignments in attention against gold, and diagnose attention."""
     with errors():
@@ -158,8 +165,14 @@ def eval_command(
         golds = _gold_reader(gold, gold_format, one_indexed, reverse_gold)
         settings = {"links": method, "worst": worst, "sort": sort}
         if models:
+
+            def load(model: str | None, reverse: bool = False):
+                # the reverse model reads the target language: the SentencePiece models swap
+                spm = (tgt_spm, src_spm) if reverse else (src_spm, tgt_spm)
+                return load_translator(model, device, precision, *spm, threads)
+
             passes = _model_passes(
-                inputs, models, reverse_model, methods, settings, device, precision, batch_size
+                inputs, models, reverse_model, methods, settings, load, batch_size
             )
         else:
             if reverse_model is not None:
@@ -235,8 +248,7 @@ def _model_passes(
     reverse_model: str | None,
     methods: list[str],
     settings: dict[str, Any],
-    device: str,
-    precision: str,
+    load: Callable[..., Any],
     batch_size: int,
 ) -> list[Pass]:
     from attnviz import io
@@ -256,13 +268,13 @@ def _model_passes(
     total = _count_lines(pairs)
     backward = None
     if reverse_model is not None:
-        back_translator = load_translator(reverse_model, device, precision)
+        back_translator = load(reverse_model, reverse=True)
         backward = lambda: decode_pairs(  # noqa: E731
             back_translator, pairs, reverse=True, batch_size=batch_size
         )
     passes = []
     for model in models:
-        translator = load_translator(model, device, precision)
+        translator = load(model)
         passes.append(
             Pass(
                 hypotheses=lambda t=translator: decode_pairs(t, pairs, batch_size=batch_size),

@@ -18,7 +18,10 @@ from attnviz.cli.common import (
     PrecisionOption,
     PrefixOption,
     ScoresOption,
+    SrcSpmOption,
     TextArgument,
+    TgtSpmOption,
+    ThreadsOption,
     decode_options,
     errors,
     load_translator,
@@ -28,6 +31,7 @@ from attnviz.cli.common import (
     stdout_console,
 )
 from attnviz.errors import InputError, UsageError
+from attnviz.options import DEFAULT_BATCH_SIZE
 
 DEFAULT_HTML_TOPK = 5
 
@@ -76,7 +80,10 @@ def html(
     ] = 8,
     title: Annotated[str | None, typer.Option("--title", help="Page title.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace OUT if it exists.")] = False,
-    batch_size: BatchSizeOption = 32,
+    batch_size: BatchSizeOption = DEFAULT_BATCH_SIZE,
+    threads: ThreadsOption = None,
+    src_spm: SrcSpmOption = None,
+    tgt_spm: TgtSpmOption = None,
 ) -> None:
     """Write one self-contained interactive HTML page (opens from disk, no network)."""
     with errors():
@@ -94,12 +101,12 @@ def html(
             beam=beam, nbest=nbest, batch_size=batch_size, prefix=prefix, topk=topk
         )
         sentences = sentences_from(text)
-        translator = load_translator(model, device, precision)
+        translator = load_translator(model, device, precision, src_spm, tgt_spm, threads)
         groups = _decoded(translator, sentences, options)
         names = [_model_name(model, translator)]
         compare = compare_forced = None
         if compare_model is not None:
-            other = load_translator(compare_model, device, precision)
+            other = load_translator(compare_model, device, precision, threads=threads)
             compare = _decoded(other, sentences, options)
             # the compared model made to say the first one's best translation: a difference
             # heatmap even where its own translation differs
@@ -182,6 +189,8 @@ def explain(
     model: ModelOption = None,
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
+    src_spm: SrcSpmOption = None,
+    tgt_spm: TgtSpmOption = None,
 ) -> None:
     """Lay out one decoder step with the model's real numbers.
 
@@ -198,7 +207,7 @@ def explain(
             raise UsageError(f"--topk must be between 1 and {MAX_TOPK}, not {topk}")
         if step < 0:
             raise UsageError(f"--step must be 0 or more, not {step}")
-        translator = load_translator(model, device, precision)
+        translator = load_translator(model, device, precision, src_spm, tgt_spm)
         explained = explain_step(translator, text, step, prefix=prefix, topk=topk)
         if as_json:
             from attnviz.text import json_safe
