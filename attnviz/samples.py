@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from attnviz.errors import CheckpointError
+from attnviz.errors import CheckpointError, UsageError
 from attnviz.io import expand_user
 
 DEFAULT_MODEL = "enko-additive"
@@ -48,8 +48,11 @@ def sample_models() -> list[SampleModel]:
 
 def resolve_model_path(name_or_path: str | os.PathLike[str] | None) -> Path:
     """A path that exists wins; otherwise a bundled model's name (with or without .pt)."""
-    if name_or_path is None or str(name_or_path) == "":
+    if name_or_path is None:
         name_or_path = DEFAULT_MODEL
+    elif not str(name_or_path).strip():
+        # an empty name is most often an unset variable: never quietly the default model
+        raise UsageError("the model name is empty; give a checkpoint path or a bundled name")
     candidate = expand_user(name_or_path)
     if candidate.is_file():
         return candidate

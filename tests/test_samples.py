@@ -41,6 +41,19 @@ def test_names_resolve_with_or_without_suffix():
     assert resolve_model_path("enko-dot").name == "enko-dot.pt"
 
 
+@pytest.mark.parametrize("name", ["", "  "])
+def test_an_empty_model_name_is_refused_not_the_default(name):
+    from attnviz.errors import UsageError
+
+    with pytest.raises(UsageError, match="model name is empty"):
+        resolve_model_path(name)
+    result = CliRunner().invoke(app, ["translate", "the boy", "--model", name])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.strip() == (
+        "attnviz: error: the model name is empty; give a checkpoint path or a bundled name"
+    )
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_model_translates_held_out_sentences(name, held_out):
     from attnviz import load_model
