@@ -73,10 +73,10 @@ def _start(
     projected = step.prepare_keys(projected)
     padding = ~mask
     if beam_size is not None:
-        expand = torch.arange(src.size(0), device=src.device).repeat_interleave(beam_size)
+        expand = torch.arange(src.size(0), device=src.device).repeat_interleave(beam_size)  # [B*K]
         if not step.grouped:  # one key row per beam
             keys, projected, padding = keys[expand], projected[expand], padding[expand]
-        state = state.index_select(expand)  # [B*K] rows
+        state = state.index_select(expand)
     device = src.device
     sentences = torch.arange(src.size(0), device=device)
     limit_tensor = None if limits is None else torch.tensor(limits, device=device)
