@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from attnviz.decoding import Hypothesis, SearchRules, _restrict
+from attnviz.decoding import Hypothesis, SearchRules
+from attnviz.decoding.rules import _restrict
 from attnviz.model import Seq2Seq
 
 

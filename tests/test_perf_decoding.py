@@ -11,16 +11,19 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from attnviz import decoding  # noqa: E402
 from attnviz.decoding import (  # noqa: E402
-    _FastStep,
-    _step_function,
+    ATTNVIZ_RULES,
+    SearchRules,
     beam_decode,
     forced_decode,
     greedy_decode,
     normalized_score,
 )
-from attnviz.model import ModelConfig, Seq2Seq, pad_batch  # noqa: E402
+from attnviz.decoding import batch as decoding_batch  # noqa: E402
+from attnviz.decoding import step as decoding_step  # noqa: E402
+from attnviz.decoding.rules import _length_limits  # noqa: E402
+from attnviz.decoding.step import _FastStep, _PlainStep, _step_function  # noqa: E402
+from attnviz.model import DecoderState, ModelConfig, Seq2Seq, pad_batch  # noqa: E402
 
 VOCAB = 17
 
@@ -156,7 +159,9 @@ def test_models_in_training_mode_or_with_unknown_options_use_the_plain_step(monk
     model.train()
     assert not isinstance(_step_function(model), _FastStep)
     model.eval()
-    monkeypatch.setattr(decoding, "_FAST_FIELDS", decoding._FAST_FIELDS - {"attn_out_tanh"})
+    monkeypatch.setattr(
+        decoding_step, "_FAST_FIELDS", decoding_step._FAST_FIELDS - {"attn_out_tanh"}
+    )
     assert isinstance(_step_function(model), _FastStep)  # the default value is fine
     model = make_model(attn_out_tanh=False)
     assert not isinstance(_step_function(model), _FastStep)
@@ -176,7 +181,7 @@ def reference_beam(
     only extend the prefix. Tokens the rules forbid (and EOS before ``min_length``) never
     come. Returns per sentence (score, step, tokens, attention rows, log-probs, top-k rows).
     """
-    rules = rules or decoding.ATTNVIZ_RULES
+    rules = rules or ATTNVIZ_RULES
     best_ended = rules.beam_stop == "best_ended"
     eos, results = model.config.eos_id, []
     with torch.inference_mode():
@@ -281,7 +286,7 @@ RULES = {
 @pytest.mark.parametrize("name", list(RULES))
 @pytest.mark.parametrize("k, nbest", [(3, 1), (3, 2), (4, 4)])
 def test_beam_follows_search_rules_like_the_reference(name, k, nbest):
-    rules = decoding.SearchRules(**RULES[name])
+    rules = SearchRules(**RULES[name])
     penalty = rules.length_penalty
     model = make_model(seed=2, rnn="gru")
     src, lengths = sources(12, seed=102)
@@ -300,7 +305,7 @@ def test_prefixes_and_top_k_like_the_reference(monkeypatch, beam):
     model = make_model(seed=23, rnn="lstm")
     src, lengths = sources(8, seed=24)
     prefixes = [[5, 6, 7], [], [8], [9, 10, 11, 12, 13], [4], [], [6, 6], [7]]
-    monkeypatch.setattr(decoding, "COMPACT_SHARE", 0.0)
+    monkeypatch.setattr(decoding_batch, "COMPACT_SHARE", 0.0)
     if beam == 1:
         fast = greedy_decode(model, src, lengths, prefixes=prefixes, topk=3)
     else:
@@ -318,8 +323,8 @@ def test_plain_step_gives_the_same_hypotheses(monkeypatch, beam):
     model = make_model(seed=11, attention="general")
     src, lengths = sources(6, seed=12)
     fast = beam_decode(model, src, lengths, beam_size=beam, nbest=beam)
-    monkeypatch.setattr(decoding, "_fast_step_applies", lambda model: False)
-    assert isinstance(_step_function(model), decoding._PlainStep)
+    monkeypatch.setattr(decoding_step, "_fast_step_applies", lambda model: False)
+    assert isinstance(_step_function(model), _PlainStep)
     plain = beam_decode(model, src, lengths, beam_size=beam, nbest=beam)
     count = 0
     for a_group, b_group in zip(fast, plain, strict=True):
@@ -342,18 +347,18 @@ def test_dropping_finished_sentences_changes_nothing(monkeypatch, beam):
         return beam_decode(model, src, lengths, beam_size=beam, nbest=2)
 
     shrinks = []
-    original = decoding._index_state
+    original = DecoderState.index_select
 
     def counting(state, index):
         shrinks.append(index.numel() < state.attentional.size(0))
         return original(state, index)
 
-    monkeypatch.setattr(decoding, "_index_state", counting)
-    monkeypatch.setattr(decoding, "COMPACT_SHARE", 0.0)  # drop at every chance
+    monkeypatch.setattr(DecoderState, "index_select", counting)
+    monkeypatch.setattr(decoding_batch, "COMPACT_SHARE", 0.0)  # drop at every chance
     dropped = run()
     assert any(shrinks)
     shrinks.clear()
-    monkeypatch.setattr(decoding, "COMPACT_SHARE", 2.0)  # never
+    monkeypatch.setattr(decoding_batch, "COMPACT_SHARE", 2.0)  # never
     kept = run()
     assert not any(shrinks)
     lengths_seen = {len(h.tokens) for group in kept for h in group}
@@ -387,22 +392,14 @@ def test_one_read_back_per_step(monkeypatch, beam):
     per step (how many sentences are done) and move the results to the host at the end."""
     model = make_model(seed=13, rnn="lstm")
     src, lengths = sources(9, seed=14)
-    monkeypatch.setattr(decoding, "COMPACT_SHARE", 2.0)  # dropping rows reads their indices
+    monkeypatch.setattr(decoding_batch, "COMPACT_SHARE", 2.0)  # dropping rows reads their indices
     steps = {"n": 0}
-    real_step_function = decoding._step_function
+    assert isinstance(_step_function(model), _FastStep)
+    real_step = _FastStep.__call__
 
-    def counting_step_function(model):
-        step = real_step_function(model)
-
-        class Counting:
-            grouped = step.grouped
-            prepare_keys = staticmethod(step.prepare_keys)
-
-            def __call__(self, *args):
-                steps["n"] += 1
-                return step(*args)
-
-        return Counting()
+    def counting_step(self, *args):
+        steps["n"] += 1
+        return real_step(self, *args)
 
     reads = {"n": 0}
     for name in ("__int__", "__bool__", "__float__", "item", "tolist", "cpu", "numpy", "nonzero"):
@@ -413,7 +410,7 @@ def test_one_read_back_per_step(monkeypatch, beam):
             return real(self, *args, **kwargs)
 
         monkeypatch.setattr(torch.Tensor, name, counting)
-    monkeypatch.setattr(decoding, "_step_function", counting_step_function)
+    monkeypatch.setattr(_FastStep, "__call__", counting_step)
     seen = []
     for max_length in (3, 12):
         steps["n"] = reads["n"] = 0
@@ -436,7 +433,7 @@ def test_joeynmt_beam_equals_its_first_version(rnn, alpha, k, nbest):
     """The batched JoeyNMT beam against the version that carried slot histories along."""
     from joeynmt_beam_reference import reference_beam_joeynmt
 
-    rules = decoding.SearchRules(
+    rules = SearchRules(
         beam_stop="all_slots_ended", length_norm="gnmt", length_penalty=alpha, min_length=1
     )
     model = make_model(seed=8, rnn=rnn)  # a seed where marks that moved with the
@@ -444,7 +441,7 @@ def test_joeynmt_beam_equals_its_first_version(rnn, alpha, k, nbest):
     fast = beam_decode(
         model, src, lengths, beam_size=k, nbest=nbest, rules=rules, length_penalty=alpha
     )
-    limits = decoding._length_limits(lengths, None, rules)
+    limits = _length_limits(lengths, None, rules)
     with torch.inference_mode():
         slow = reference_beam_joeynmt(model, src, lengths, k, nbest, limits, alpha, rules)
     count = 0
