@@ -177,6 +177,24 @@ def _vector(tensor: torch.Tensor) -> np.ndarray:
     return tensor.detach().double().cpu().numpy().copy()
 
 
+def _scorer_parts(scorer: str, attention: Any, query: Any, projected: Any) -> dict[str, Any]:
+    """The scorer's own intermediates for one step: query [1, Q], projected keys [1, N, *]."""
+    import torch
+
+    if scorer == "additive":
+        projected_query = attention.W(query)  # [1, Q] -> [1, D]
+        hidden = torch.tanh(projected_query.unsqueeze(1) + projected)  # [1, 1, D] + [1, N, D]
+        return {
+            "projected_query": _vector(projected_query[0]),
+            "projected_keys": _vector(projected[0]),  # U h_j, [N, D]
+            "hidden": _vector(hidden[0]),  # [N, D]
+            "v": _vector(attention.v),
+        }
+    if scorer == "general":
+        return {"projected_keys": _vector(projected[0])}  # W_a h_j, [N, Q]
+    return {}
+
+
 def explain_ids(
     model: Seq2Seq,
     source_ids: Sequence[int],
@@ -232,17 +250,7 @@ def explain_ids(
                 is_forced = t < len(forced)
                 token = int(forced[t]) if is_forced else int(logprobs.argmax())
                 top_logprob, top_index = logprobs.topk(min(topk, logprobs.numel()))
-                parts: dict[str, Any] = {}
-                if config.attention == "additive":
-                    projected_query = attention.W(query)  # [1, Q] -> [1, D]
-                    parts["projected_query"] = _vector(projected_query[0])
-                    parts["projected_keys"] = _vector(projected[0])  # U h_j, [N, D]
-                    parts["hidden"] = _vector(
-                        torch.tanh(projected_query.unsqueeze(1) + projected)[0]
-                    )  # [1, 1, D] + [1, N, D] -> [N, D]
-                    parts["v"] = _vector(attention.v)
-                elif config.attention == "general":
-                    parts["projected_keys"] = _vector(projected[0])  # W_a h_j, [N, Q]
+                parts = _scorer_parts(config.attention, attention, query, projected)
                 results.append(
                     StepExplanation(
                         scorer=config.attention,
