@@ -53,6 +53,10 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     return torch.float32
 
 
+#: Most CPU threads accepted (torch's thread pool crashes the process far beyond this).
+MAX_THREADS = 1024
+
+
 def resolve_threads(threads: int | None, device: torch.device, parameters: int) -> int | None:
     """CPU threads for decoding: ``None`` picks (1 for small models on the CPU, else torch's
     own choice); 0 leaves torch's choice; a positive number is used as given.
@@ -61,8 +65,8 @@ def resolve_threads(threads: int | None, device: torch.device, parameters: int) 
     """
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)):
         raise UsageError(f"threads must be a whole number, not {threads!r}")
-    if threads is not None and threads < 0:
-        raise UsageError(f"threads must be at least 0, not {threads}")
+    if threads is not None and not 0 <= threads <= MAX_THREADS:
+        raise UsageError(f"threads must be between 0 and {MAX_THREADS:,}, not {threads}")
     if threads is None:
         return 1 if device.type == "cpu" and parameters <= SMALL_MODEL_PARAMETERS else None
     return threads or None

@@ -229,7 +229,7 @@ def test_decoding_uses_one_thread_by_default_and_restores_torch_setting(spm_mode
     assert resolve_threads(None, torch.device("meta"), 10) is None
 
 
-@pytest.mark.parametrize("value", ["-1", "x"])
+@pytest.mark.parametrize("value", ["-1", "x", "1025", "100000"])
 def test_bad_threads_is_one_line(tmp_path, nine_lines, checkpoint_path, value):
     result = export(
         nine_lines, "--out", tmp_path / "o", "--model", checkpoint_path, "--threads", value

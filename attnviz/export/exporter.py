@@ -23,7 +23,7 @@ from attnviz.export import source
 from attnviz.export.folder import OutputFolder
 from attnviz.export.formats import FORMATS, Format, selected_formats
 from attnviz.export.options import ExportOptions
-from attnviz.export.work import ChunkResult, DecodePool, do_chunk, local_results
+from attnviz.export.work import ChunkResult, DecodePool, check_workers, do_chunk, local_results
 
 MANIFEST = "manifest.json"
 JOURNAL = ".attnviz-export.json"
@@ -82,16 +82,42 @@ class _Journal:
                 f"{where}: the unfinished export there was written by another version of "
                 "attnviz; start again with --overwrite"
             )
+        damaged = OutputError(f"{where}: damaged journal; start again with --overwrite")
         try:
-            return cls(
+            journal = cls(
                 identity=dict(value["identity"]),
-                lines_done=int(value["lines_done"]),
-                sizes={str(k): int(v) for k, v in dict(value["sizes"]).items()},
-                counts={key: int(dict(value["stats"])[key]) for key in _COUNTS},
-                finishing=bool(value.get("finishing", False)),
+                lines_done=value["lines_done"],
+                sizes={str(k): v for k, v in dict(value["sizes"]).items()},
+                counts={key: dict(value["stats"])[key] for key in _COUNTS},
+                finishing=value.get("finishing", False),
             )
         except (KeyError, TypeError, ValueError):
-            raise OutputError(f"{where}: damaged journal; start again with --overwrite") from None
+            raise damaged from None
+        numbers = [journal.lines_done, *journal.sizes.values(), *journal.counts.values()]
+        if not all(_is_count(number) for number in numbers):
+            raise damaged
+        if not isinstance(journal.finishing, bool):
+            raise damaged
+        return journal
+
+    def check_progress(self, where: Path, options: ExportOptions, lines: int) -> None:
+        """Refuse a journal whose progress cannot be that of ``options`` over an input of
+        ``lines`` lines: resuming from it would cut files short or skip lines."""
+        done = self.lines_done
+        at_boundary = done == lines or done % options.chunk_lines == 0
+        formats = {fmt.name for fmt in selected_formats(options)}
+        complete = set(self.sizes) == formats if done else set(self.sizes) <= formats
+        if (
+            done > lines
+            or not at_boundary
+            or sum(self.counts.values()) != options.lines_taken(done)
+            or not complete
+        ):
+            raise OutputError(f"{where}: damaged journal; start again with --overwrite")
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _count(value: Any) -> int:
@@ -192,12 +218,17 @@ class Exporter:
         if self._input is not None:
             return
         self._complete = None
+        if self.options.workers > 1:  # before the folder is made or anything is written
+            check_workers(self.translator)
         snapshot = source.snapshot(self.input_path)
         self.folder.create()
         self.folder.lock()
         try:
             self._identity = self._identify(snapshot)
             self._journal = self._prepare(self._identity)
+            if self._journal is not None:
+                where = self.folder / JOURNAL
+                self._journal.check_progress(where, self.options, snapshot.lines)
         except BaseException:
             self.close()
             raise

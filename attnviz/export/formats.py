@@ -122,6 +122,8 @@ class AppendedFile(Format):
     """A format written as one file, appended to under ``<filename>.partial`` until finished."""
 
     encodes = True
+    #: True when every commit ends with a whole line
+    lines: ClassVar[bool] = True
 
     def __init__(self, folder: OutputFolder, options: ExportOptions) -> None:
         super().__init__(folder, options)
@@ -141,6 +143,12 @@ class AppendedFile(Format):
 
     def open(self, offset: int) -> None:
         self._file = self.folder.open_partial(self.partial_name(), offset)
+        if self.lines and offset and self._file.read_at(offset - 1, 1) != b"\n":
+            self.close()
+            raise OutputError(
+                f"{self.folder / self.partial_name()}: its journal says a commit ended inside a "
+                "line; start again with --overwrite"
+            )
 
     def write(self, group: SentenceGroup) -> None:
         self.add(self.encode(group))
@@ -312,6 +320,7 @@ class NpzFormat(AppendedFile):
     name = "npz"
     filename = "attention.npz"
     option = "npz"
+    lines = False
 
     def __init__(self, folder: OutputFolder, options: ExportOptions) -> None:
         super().__init__(folder, options)
@@ -438,6 +447,11 @@ class HtmlFormat(AppendedFile):
 
     def encode(self, group: SentenceGroup) -> bytes:
         return self._page.sentence(group.index, group).encode()
+
+    def frame(self) -> tuple[bytes, bytes]:
+        """What the page holds before its first entry and after its last (each entry is one
+        line)."""
+        return self._page.head().encode(), self._page.tail().encode()
 
     def finish(self) -> str:
         self._opened().append(self._page.tail().encode())

@@ -111,8 +111,13 @@ class ExportOptions:
 
     def lines_taken(self, total: int) -> int:
         """How many of ``total`` input lines fall in this export's chunks."""
+        index, count = self.shard
         size = self.chunk_lines
         chunks = -(-total // size)
-        return sum(
-            min(size, total - number * size) for number in range(chunks) if self.takes_chunk(number)
-        )
+        if index >= chunks:
+            return 0
+        taken = (chunks - 1 - index) // count + 1
+        lines = taken * size
+        if (chunks - 1) % count == index:  # the last chunk, which may be short, is ours
+            lines -= chunks * size - total
+        return lines

@@ -9,6 +9,7 @@ byte-identical to those of a single run with the same options.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import stat
 import struct
@@ -18,9 +19,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from attnviz.errors import InputError, OutputError, UsageError
-from attnviz.export.options import MAX_SHARDS
+from attnviz.export.options import MAX_CHUNK_LINES, MAX_SHARDS
 
 #: What identifies an export's content; shards of one export agree on all of it.
+#: Stands for any number written with more digits than this one has.
+_TOO_LARGE = 10**18
+
 _IDENTITY = ("attnviz_version", "input_size", "input_sha256", "model_sha256", "precision")
 
 
@@ -42,29 +46,48 @@ def parse_shard(text: str, environ: Mapping[str, str] | None = None) -> tuple[in
             count = _whole(environ, "SLURM_ARRAY_TASK_COUNT")
             where = "SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT"
         else:
+            for pair in (("RANK", "WORLD_SIZE"), ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT")):
+                half = [name for name in pair if name in environ]
+                if half:
+                    missing = next(name for name in pair if name not in environ)
+                    raise UsageError(f"--shard auto: {half[0]} is set but {missing} is not")
             raise UsageError(
                 "--shard auto reads RANK and WORLD_SIZE (torchrun) or SLURM_ARRAY_TASK_ID and "
                 "SLURM_ARRAY_TASK_COUNT (a Slurm job array); neither pair is set"
             )
+        _check_count(count)
         if not 0 <= index < count:
             raise UsageError(f"--shard auto: {where} give shard {index} of {count}")
     else:
-        parts = text.split("/")
-        if len(parts) != 2 or not all(part.isdigit() for part in parts):
-            raise UsageError(f"--shard must be K/N (e.g. 0/4) or auto, not {text!r}")
-        index, count = int(parts[0]), int(parts[1])
+        match = re.fullmatch(r"([0-9]+)/([0-9]+)", text)
+        if match is None:
+            raise UsageError(f"--shard must be K/N (e.g. 0/4) or auto, not {text!r:.60}")
+        index, count = _number(match.group(1)), _number(match.group(2))
+        _check_count(count)
         if not 0 <= index < count:
             raise UsageError(f"--shard {text}: K must be between 0 and N - 1")
-    if count > MAX_SHARDS:
-        raise UsageError(f"at most {MAX_SHARDS:,} shards, not {count:,}")
     return index, count
+
+
+def _check_count(count: int) -> None:
+    if count > MAX_SHARDS:
+        told = f", not {count:,}" if count < _TOO_LARGE else ""
+        raise UsageError(f"at most {MAX_SHARDS:,} shards{told}")
 
 
 def _whole(environ: Mapping[str, str], name: str) -> int:
     value = environ[name].strip()
-    if not value.isdigit():
-        raise UsageError(f"--shard auto: {name}={value!r} is not a whole number")
-    return int(value)
+    if re.fullmatch(r"[0-9]+", value) is None:
+        raise UsageError(f"--shard auto: {name}={value!r:.60} is not a whole number")
+    return _number(value)
+
+
+def _number(digits: str) -> int:
+    """ASCII ``digits`` as a number; one too long to be a shard number is capped (any value
+    over :data:`MAX_SHARDS` is refused the same way), so that no digit string is too long
+    to convert."""
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) < len(str(_TOO_LARGE)) else _TOO_LARGE
 
 
 def shard_folder(out: str | os.PathLike[str], index: int, count: int) -> Path:
@@ -95,9 +118,38 @@ def _read_shard(path: Path) -> _Shard:
     if not isinstance(manifest, dict) or not isinstance(manifest.get("options"), dict):
         raise InputError(f"{path}: no finished export there (no {MANIFEST} of attnviz)")
     shard = manifest["options"].setdefault("shard", [0, 1])  # a whole export: shard 0 of 1
-    if not (isinstance(shard, list) and len(shard) == 2 and all(isinstance(v, int) for v in shard)):
+    if not (isinstance(shard, list) and len(shard) == 2 and all(_whole_number(v) for v in shard)):
         raise InputError(f"{path}: damaged {MANIFEST} (its shard is not K, N)")
+    _check_manifest(path / MANIFEST, manifest)
     return _Shard(path, manifest, shard[0])
+
+
+def _whole_number(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _check_manifest(where: Path, manifest: dict[str, Any]) -> None:
+    """Refuse a manifest whose numbers and lists merge relies on are not what export writes."""
+    counts = manifest.get("counts")
+    if not isinstance(counts, dict) or not all(
+        _whole_number(counts.get(key)) for key in ("lines", "records", "empty", "failed")
+    ):
+        raise InputError(f"{where}: damaged (its counts are not whole numbers)")
+    if not _whole_number(counts.get("figures", 0)):
+        raise InputError(f"{where}: damaged (its count of figures is not a whole number)")
+    seconds = manifest.get("seconds", 0.0)
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, int | float)
+        or not 0 <= seconds < float("inf")
+    ):
+        raise InputError(f"{where}: damaged (its seconds are not a number)")
+    files = manifest.get("files")
+    if not isinstance(files, list) or not all(isinstance(name, str) for name in files):
+        raise InputError(f"{where}: damaged (its files are not a list of names)")
+    chunk_lines = manifest["options"].get("chunk_lines")
+    if not _whole_number(chunk_lines) or not 1 <= chunk_lines <= MAX_CHUNK_LINES:
+        raise InputError(f"{where}: damaged (its chunk_lines is not a chunk size)")
 
 
 def _check(shards: list[_Shard]) -> tuple[int, dict[str, Any]]:
@@ -152,17 +204,19 @@ def merge(
     """Join finished shard folders into one export in ``out``; its files are byte-identical
     to those of a single run (the manifest sums the shards' counts and times)."""
     from attnviz.export.exporter import JOURNAL, MANIFEST, Exporter, _Journal
-    from attnviz.export.formats import FORMATS, selected_formats
+    from attnviz.export.formats import FORMATS, HtmlFormat, selected_formats
     from attnviz.export.options import ExportOptions
+    from attnviz.options import DecodeOptions
 
     if not shard_dirs:
         raise UsageError("give the shard folders to merge")
     shards = [_read_shard(Path(path)) for path in shard_dirs]
     count, options_values = _check(shards)
+    _check_out(Path(out), shards)
     shards.sort(key=lambda shard: shard.index)
-    chunk_lines = int(options_values["chunk_lines"])
+    chunk_lines = options_values["chunk_lines"]
     counts = {
-        key: sum(int(shard.manifest["counts"].get(key, 0)) for shard in shards)
+        key: sum(shard.manifest["counts"].get(key, 0) for shard in shards)
         for key in ("lines", "records", "empty", "failed", "figures")
     }
     total = counts["lines"]
@@ -183,9 +237,12 @@ def merge(
 
     # the output folder: checked, locked and cleared as export does
     export_options = ExportOptions(
+        decode=DecodeOptions(words=options_values.get("words", False)),
         npz="attention.npz" in files,
+        html="view.html" in files,
         figures=_figure_format(shards[0]) if "figures" in files else None,
         chunk_lines=chunk_lines,
+        diagnostics=options_values.get("diagnostics", False),
     )
     exporter = Exporter(None, Path(os.devnull), Path(out), export_options, overwrite=overwrite)
     folder = exporter.folder
@@ -211,8 +268,12 @@ def merge(
                     continue
                 fmt.open(0)
                 sources = [shard.path / fmt.filename for shard in shards]
-                pieces = _npz_chunks if fmt.name == "npz" else _line_chunks
-                for number, data in enumerate(pieces(sources, total, chunk_lines, count)):
+                if fmt.name == "npz":
+                    pieces = _npz_chunks(sources, total, chunk_lines, count)
+                else:  # the page's head and tail are written by the format itself
+                    frame = fmt.frame() if isinstance(fmt, HtmlFormat) else (b"", b"")
+                    pieces = _line_chunks(sources, total, chunk_lines, count, frame)
+                for number, data in enumerate(pieces):
                     fmt.add(data)
                     if on_progress is not None:
                         on_progress(min((number + 1) * chunk_lines, total), total)
@@ -241,6 +302,19 @@ def merge(
     return MergeStats(shards=count, **counts)
 
 
+def _check_out(out: Path, shards: list[_Shard]) -> None:
+    """Refuse an output folder that is a shard folder or lies inside one: merging there
+    would replace or mix with the files being merged."""
+    target = out.resolve()
+    for shard in shards:
+        home = shard.path.resolve()
+        if target == home or home in target.parents:
+            raise UsageError(
+                f"{out}: is the shard folder {shard.path} or inside it; merge into a folder "
+                "of its own"
+            )
+
+
 def _figure_format(shard: _Shard) -> str:
     value = shard.manifest["options"].get("figures")
     return value if isinstance(value, str) else "png"
@@ -263,10 +337,21 @@ def _chunk_sizes(total: int, chunk_lines: int) -> Iterator[int]:
         yield min(chunk_lines, total - first)
 
 
-def _line_chunks(sources: list[Path], total: int, chunk_lines: int, count: int) -> Iterator[bytes]:
-    """The lines of each chunk, in input order, taken from the shard that did it."""
+def _line_chunks(
+    sources: list[Path],
+    total: int,
+    chunk_lines: int,
+    count: int,
+    frame: tuple[bytes, bytes] = (b"", b""),
+) -> Iterator[bytes]:
+    """The lines of each chunk, in input order, taken from the shard that did it; each file
+    starts with ``frame[0]`` and ends with ``frame[1]``, which are left out."""
+    head, tail = frame
     streams = [_open_input(path) for path in sources]
     try:
+        for path, stream in zip(sources, streams, strict=True):
+            if stream.read(len(head)) != head:
+                raise InputError(f"{path}: does not start as this export's files do")
         for number, size in enumerate(_chunk_sizes(total, chunk_lines)):
             stream = streams[number % count]
             lines = [stream.readline() for _ in range(size)]
@@ -274,7 +359,7 @@ def _line_chunks(sources: list[Path], total: int, chunk_lines: int, count: int) 
                 raise InputError(f"{sources[number % count]}: fewer lines than its manifest says")
             yield b"".join(lines)
         for path, stream in zip(sources, streams, strict=True):
-            if stream.read(1):
+            if stream.read(len(tail) + 1) != tail:
                 raise InputError(f"{path}: more lines than its manifest says")
     finally:
         for stream in streams:

@@ -51,6 +51,10 @@ class _HashingReader:
 
 def check_input(path: str | os.PathLike[str]) -> None:
     """Refuse an input that is missing or not a regular file, naming what it is."""
+    if str(path) == io.STDIN:
+        raise InputError(
+            "export reads its input more than once, so it takes a file, not stdin ('-')"
+        )
     io.check_input_file(Path(path), pipes=False, why=" (export reads its input more than once)")
 
 

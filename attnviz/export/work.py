@@ -141,6 +141,15 @@ def _work(chunk: Chunk) -> ChunkResult:
     )
 
 
+def check_workers(translator: Any) -> None:
+    """Refuse decoding processes for a translator that decodes elsewhere than on the CPU."""
+    device = getattr(translator, "device", None)
+    if device is not None and getattr(device, "type", "cpu") != "cpu":
+        raise UsageError(
+            "--workers decodes on the CPU; on a GPU use one process and a large --batch-size"
+        )
+
+
 class DecodePool:
     """``workers`` processes decoding chunks, each with its own copy of the model and one
     thread; results come back in the order the chunks went in."""
@@ -156,13 +165,9 @@ class DecodePool:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
+        check_workers(translator)
         checkpoint = getattr(translator, "checkpoint", None)
-        device = getattr(translator, "device", None)
         forked = sys.platform.startswith("linux")
-        if device is not None and getattr(device, "type", "cpu") != "cpu":
-            raise UsageError(
-                "--workers decodes on the CPU; on a GPU use one process and a large --batch-size"
-            )
         dtype = getattr(translator, "dtype", None)
         precision = str(dtype).removeprefix("torch.") if dtype is not None else "auto"
         if not forked and checkpoint is None:
@@ -199,18 +204,23 @@ class DecodePool:
         source = iter(chunks)
         exhausted = False
         while True:
-            while not exhausted and len(pending) < ahead:
-                chunk = next(source, None)
-                if chunk is None:
-                    exhausted = True
-                else:
-                    pending.append(self.pool.submit(_work, chunk))
-            if not pending:
-                return
+            # a process that died breaks the pool: submitting then fails as a result does
             try:
-                yield pending.popleft().result()
+                while not exhausted and len(pending) < ahead:
+                    chunk = next(source, None)
+                    if chunk is None:
+                        exhausted = True
+                    else:
+                        pending.append(self.pool.submit(_work, chunk))
+                if not pending:
+                    return
+                result = pending.popleft().result()
             except BrokenProcessPool as err:
-                raise OutputError("a decoding process ended unexpectedly") from err
+                raise OutputError(
+                    "a decoding process ended unexpectedly (killed, or out of memory); "
+                    "what was committed is kept: continue with --resume"
+                ) from err
+            yield result
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
