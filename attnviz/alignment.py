@@ -570,15 +570,21 @@ def json_bytes(value: Any) -> bytes:
     try:
         return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY)
     except orjson.JSONEncodeError:  # e.g. text orjson refuses (lone surrogates)
-        return json.dumps(value, ensure_ascii=False, default=_plain).encode(
-            "utf-8", "surrogatepass"
-        )
+        # escaped, so that the file stays valid UTF-8; non-finite numbers as null, as above
+        return json.dumps(_finite(value), ensure_ascii=True, allow_nan=False).encode("ascii")
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return np.where(np.isfinite(value), value, None).tolist() if value.size else []
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+def _finite(value: Any) -> Any:
+    """``value`` as plain JSON data with every non-finite number replaced by None."""
+    if isinstance(value, np.ndarray | np.generic):
+        value = value.tolist()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
 
 
 def _real(tokens: list[str]) -> slice | np.ndarray:

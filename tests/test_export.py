@@ -195,3 +195,24 @@ def test_resume_refuses_a_journal_of_another_version(tmp_path, checkpoint_path, 
     (out / ".attnviz-export.json").write_text(json.dumps({"identity": {}, "lines_done": 0}))
     result = export([input_file, "--out", out, "--model", checkpoint_path, "--resume"])
     assert result.exit_code == 2 and "another version of attnviz" in result.stderr
+
+
+def test_json_of_text_orjson_refuses_stays_valid_utf8_and_finite():
+    value = {
+        "token": "a\udc80b",
+        "score": float("-inf"),
+        "nested": [{"x": float("nan")}, (1.5, float("inf"))],
+        "weights": np.array([[0.25, np.inf], [np.nan, 0.5]], dtype=np.float32),
+        "count": np.int64(3),
+    }
+    data = json_bytes(value)
+    data.decode("utf-8")  # valid UTF-8: the lone surrogate is escaped
+    assert b"Infinity" not in data and b"NaN" not in data
+    back = json.loads(data)
+    assert back == {
+        "token": "a\udc80b",
+        "score": None,
+        "nested": [{"x": None}, [1.5, None]],
+        "weights": [[0.25, None], [None, 0.5]],
+        "count": 3,
+    }
