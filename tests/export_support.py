@@ -18,6 +18,22 @@ SENTENCES = [
     "my friend drinks water every day .",
     "a dog runs in the park .",
 ]
+#: the data files of an export (JSONL, Pharaoh, NPZ)
+DATA = ("alignments.jsonl", "alignments.pharaoh", "attention.npz")
+#: eleven lines, one blank, for chunk, shard and process tests (they take the first N)
+CHUNK_LINES = [
+    "the boy ate an apple .",
+    "did the cat sleep ?",
+    "",
+    "a dog runs in the park .",
+    "my friend drinks water every day .",
+    "the girl reads a book .",
+    "did the boy sleep ?",
+    "a cat",
+    "the dog ate the book .",
+    "my friend runs .",
+    "the cat reads .",
+]
 
 
 def export(*args):

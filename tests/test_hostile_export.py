@@ -10,7 +10,7 @@ import os
 import signal
 
 import pytest
-from export_support import export, one_line, write_input
+from export_support import CHUNK_LINES, DATA, export, one_line, write_input
 from typer.testing import CliRunner
 
 from attnviz.cli import app
@@ -18,16 +18,7 @@ from attnviz.errors import OutputError, UsageError
 from attnviz.export import JOURNAL, MANIFEST, Exporter, ExportOptions
 from attnviz.export.shards import parse_shard, shard_folder
 
-DATA = ("alignments.jsonl", "alignments.pharaoh", "attention.npz")
-LINES = [
-    "the boy ate an apple .",
-    "did the cat sleep ?",
-    "",
-    "a dog runs in the park .",
-    "my friend drinks water every day .",
-    "the girl reads a book .",
-    "did the boy sleep ?",
-]
+LINES = CHUNK_LINES[:7]
 
 
 @pytest.fixture

@@ -8,25 +8,14 @@ import re
 
 import numpy as np
 import pytest
-from export_support import export, one_line, write_input
+from export_support import CHUNK_LINES, DATA, export, one_line, write_input
 
 from attnviz.alignment import Alignment, json_bytes
 from attnviz.export import Exporter, ExportOptions, read_jsonl
 from attnviz.export.formats import SentenceGroup
 from attnviz.export.formats import record as jsonl_record
 
-DATA = ("alignments.jsonl", "alignments.pharaoh", "attention.npz")
-LINES = [
-    "the boy ate an apple .",
-    "did the cat sleep ?",
-    "",
-    "a dog runs in the park .",
-    "my friend drinks water every day .",
-    "the girl reads a book .",
-    "did the boy sleep ?",
-    "a cat",
-    "the dog ate the book .",
-]
+LINES = CHUNK_LINES[:9]
 
 
 @pytest.fixture

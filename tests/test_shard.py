@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from export_support import export, interrupt_on_call, one_line, write_input
+from export_support import CHUNK_LINES, DATA, export, interrupt_on_call, one_line, write_input
 from typer.testing import CliRunner
 
 from attnviz.cli import app
@@ -19,20 +19,7 @@ from attnviz.errors import UsageError
 from attnviz.export import JOURNAL, MANIFEST
 from attnviz.export.shards import parse_shard, shard_folder
 
-DATA = ("alignments.jsonl", "alignments.pharaoh", "attention.npz")
-LINES = [
-    "the boy ate an apple .",
-    "did the cat sleep ?",
-    "",
-    "a dog runs in the park .",
-    "my friend drinks water every day .",
-    "the girl reads a book .",
-    "did the boy sleep ?",
-    "a cat",
-    "the dog ate the book .",
-    "my friend runs .",
-    "the cat reads .",
-]
+LINES = CHUNK_LINES
 
 
 def merge(*args):
