@@ -31,17 +31,6 @@ WORD_RULES = ("sentencepiece", "bpe", "whitespace")
 DEFAULT_WORD_RULES = ("sentencepiece", "sentencepiece")
 
 
-def _opens_word(tokens: list[str], index: int, rule: str) -> bool:
-    token = tokens[index]
-    if index == 0 or token in NON_WORDS or tokens[index - 1] in NON_WORDS:
-        return True
-    if rule == "sentencepiece":
-        return token[:1] == WORD_START
-    if rule == "bpe":
-        return not tokens[index - 1].endswith(BPE_JOINER)
-    return True
-
-
 def word_starts(tokens: list[str], rule: str = "sentencepiece") -> list[int]:
     """Index of the first piece of each word under ``rule`` (see :func:`word_groups`).
 
@@ -50,7 +39,25 @@ def word_starts(tokens: list[str], rule: str = "sentencepiece") -> list[int]:
     """
     if rule not in WORD_RULES:
         raise ValueError(f"word rule must be one of {', '.join(WORD_RULES)}, not {rule!r}")
-    return [index for index in range(len(tokens)) if _opens_word(tokens, index, rule)]
+    if rule == "whitespace":
+        return list(range(len(tokens)))
+    # a special token, and the token after one, always open a word; so does the first
+    starts = []
+    previous = None
+    for index, token in enumerate(tokens):
+        if (
+            previous is None
+            or token in NON_WORDS
+            or previous in NON_WORDS
+            or (
+                token[:1] == WORD_START
+                if rule == "sentencepiece"
+                else not previous.endswith(BPE_JOINER)
+            )
+        ):
+            starts.append(index)
+        previous = token
+    return starts
 
 
 def word_groups(tokens: list[str], rule: str = "sentencepiece") -> list[list[int]]:

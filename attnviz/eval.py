@@ -948,7 +948,7 @@ def read_records(path: str | Path) -> Iterator[tuple[int, Alignment | None]]:
             continue
         where = f"{jsonl}:{number}"
         try:
-            record = json.loads(_without_scores(line))
+            record = _loads(_without_scores(line))
         except ValueError:
             raise InputError(f"{where}: not a JSON alignment record") from None
         except RecursionError:
@@ -1017,6 +1017,18 @@ def decode_pairs(
 
 
 _SCORES_KEYS = ((', "scores": ', ', "'), (',"scores":', ',"'))  # json.dumps, compact JSON
+
+
+def _loads(text: str) -> Any:
+    """JSON ``text`` decoded by orjson (about 3x faster), or by the standard library where
+    orjson refuses what it accepts (NaN and Infinity, lone surrogate escapes). orjson reads
+    an integer past 64 bits as a float, so such an ``id`` is refused as not whole."""
+    import orjson
+
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 def _without_scores(line: str) -> str:

@@ -679,3 +679,31 @@ def test_read_gold_reads_the_file_once_blank_lines_first(tmp_path):
         assert list(read_gold(fifo)) == [gold({(0, 0)}, {(1, 1)})]  # NAACL, through a pipe
     finally:
         writer.join()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"id": 3, "weights": [[0.5, 0.25]], "src_tokens": ["\\u00e9", "</s>"]}',
+        '{"weights": [[NaN, Infinity]]}',  # what Python's json writes for non-finite floats
+        '{"token": "\\udc80"}',  # a lone surrogate escape
+    ],
+)
+def test_records_decode_as_the_standard_library_decodes_them(text):
+    import json
+    import math
+
+    from attnviz.eval import _loads
+
+    fast, plain = _loads(text), json.loads(text)
+    assert json.dumps(fast, sort_keys=True) == json.dumps(plain, sort_keys=True)
+    if "NaN" in text:
+        assert math.isnan(fast["weights"][0][0]) and fast["weights"][0][1] == math.inf
+
+
+@pytest.mark.parametrize("text", ["{", '{"a": 1} x', "[" * 5000 + "]" * 5000])
+def test_records_that_are_not_json_fail_as_before(text):
+    from attnviz.eval import _loads
+
+    with pytest.raises((ValueError, RecursionError)):
+        _loads(text)
