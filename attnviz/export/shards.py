@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from attnviz.errors import InputError, OutputError, UsageError
-from attnviz.export.options import MAX_CHUNK_LINES, MAX_SHARDS
+from attnviz.export.options import MAX_CHUNK_LINES, MAX_SHARDS, ExportOptions
 
 #: What identifies an export's content; shards of one export agree on all of it.
 #: Stands for any number written with more digits than this one has.
@@ -204,9 +204,7 @@ def merge(
     """Join finished shard folders into one export in ``out``; its files are byte-identical
     to those of a single run (the manifest sums the shards' counts and times)."""
     from attnviz.export.exporter import JOURNAL, MANIFEST, Exporter, _Journal
-    from attnviz.export.formats import FORMATS, HtmlFormat, selected_formats
-    from attnviz.export.options import ExportOptions
-    from attnviz.options import DecodeOptions
+    from attnviz.export.formats import selected_formats
 
     if not shard_dirs:
         raise UsageError("give the shard folders to merge")
@@ -214,36 +212,10 @@ def merge(
     count, options_values = _check(shards)
     _check_out(Path(out), shards)
     shards.sort(key=lambda shard: shard.index)
-    chunk_lines = options_values["chunk_lines"]
-    counts = {
-        key: sum(shard.manifest["counts"].get(key, 0) for shard in shards)
-        for key in ("lines", "records", "empty", "failed", "figures")
-    }
-    total = counts["lines"]
-    for shard in shards:
-        expected = ExportOptions(chunk_lines=chunk_lines, shard=(shard.index, count)).lines_taken(
-            total
-        )
-        if shard.manifest["counts"].get("lines") != expected:
-            raise InputError(
-                f"{shard.path}: holds {shard.manifest['counts'].get('lines')} lines, but shard "
-                f"{shard.index} of {count} of a {total}-line input has {expected}"
-            )
-    files = list(shards[0].manifest.get("files") or [])
-    by_file = {fmt.filename: fmt for fmt in FORMATS.values()}
-    unknown = [name for name in files if name not in by_file]
-    if unknown:
-        raise InputError(f"{shards[0].path}: unknown file {unknown[0]!r} in its manifest")
+    counts = _checked_counts(shards, count, options_values["chunk_lines"])
+    export_options = _merged_options(shards[0], options_values)
 
     # the output folder: checked, locked and cleared as export does
-    export_options = ExportOptions(
-        decode=DecodeOptions(words=options_values.get("words", False)),
-        npz="attention.npz" in files,
-        html="view.html" in files,
-        figures=_figure_format(shards[0]) if "figures" in files else None,
-        chunk_lines=chunk_lines,
-        diagnostics=options_values.get("diagnostics", False),
-    )
     exporter = Exporter(None, Path(os.devnull), Path(out), export_options, overwrite=overwrite)
     folder = exporter.folder
     folder.create()
@@ -260,29 +232,8 @@ def merge(
         journal = _Journal({"merge": [str(shard.path) for shard in shards]})
         journal.sizes = {fmt.name: 0 for fmt in formats}
         folder.write(JOURNAL, journal.to_bytes())  # marks the partial files as ours
-        written = []
-        try:
-            for fmt in formats:
-                if fmt.name == "figures":
-                    written.append(_merge_figures(shards, folder))
-                    continue
-                fmt.open(0)
-                sources = [shard.path / fmt.filename for shard in shards]
-                if fmt.name == "npz":
-                    pieces = _npz_chunks(sources, total, chunk_lines, count)
-                else:  # the page's head and tail are written by the format itself
-                    frame = fmt.frame() if isinstance(fmt, HtmlFormat) else (b"", b"")
-                    pieces = _line_chunks(sources, total, chunk_lines, count, frame)
-                for number, data in enumerate(pieces):
-                    fmt.add(data)
-                    if on_progress is not None:
-                        on_progress(min((number + 1) * chunk_lines, total), total)
-                fmt.commit()
-                written.append(fmt.finish())
-        finally:
-            for fmt in formats:
-                if fmt.name != "figures":
-                    fmt.close()
+        progress = _Progress(counts["lines"], export_options.chunk_lines, count, on_progress)
+        written = _merge_formats(formats, shards, folder, progress)
         manifest = dict(shards[0].manifest)
         manifest.update(
             options=options_values,
@@ -300,6 +251,91 @@ def merge(
     finally:
         folder.unlock()
     return MergeStats(shards=count, **counts)
+
+
+def _checked_counts(shards: list[_Shard], count: int, chunk_lines: int) -> dict[str, int]:
+    """The shards' counts summed, each shard checked to hold the lines its number takes."""
+    counts = {
+        key: sum(shard.manifest["counts"].get(key, 0) for shard in shards)
+        for key in ("lines", "records", "empty", "failed", "figures")
+    }
+    total = counts["lines"]
+    for shard in shards:
+        taken = ExportOptions(chunk_lines=chunk_lines, shard=(shard.index, count))
+        expected = taken.lines_taken(total)
+        if shard.manifest["counts"].get("lines") != expected:
+            raise InputError(
+                f"{shard.path}: holds {shard.manifest['counts'].get('lines')} lines, but shard "
+                f"{shard.index} of {count} of a {total}-line input has {expected}"
+            )
+    return counts
+
+
+def _merged_options(first: _Shard, options_values: dict[str, Any]) -> ExportOptions:
+    """The export options that write the files the shards hold (their manifest's list)."""
+    from attnviz.export.formats import FORMATS
+    from attnviz.options import DecodeOptions
+
+    files = list(first.manifest.get("files") or [])
+    known = {fmt.filename for fmt in FORMATS.values()}
+    unknown = [name for name in files if name not in known]
+    if unknown:
+        raise InputError(f"{first.path}: unknown file {unknown[0]!r} in its manifest")
+    return ExportOptions(
+        decode=DecodeOptions(words=options_values.get("words", False)),
+        npz="attention.npz" in files,
+        html="view.html" in files,
+        figures=_figure_format(first) if "figures" in files else None,
+        chunk_lines=options_values["chunk_lines"],
+        diagnostics=options_values.get("diagnostics", False),
+    )
+
+
+@dataclass
+class _Progress:
+    """Where a merge is: ``total`` lines in chunks of ``chunk_lines`` over ``count`` shards."""
+
+    total: int
+    chunk_lines: int
+    count: int
+    report: Callable[[int, int], None] | None
+
+    def chunk_done(self, number: int) -> None:
+        if self.report is not None:
+            self.report(min((number + 1) * self.chunk_lines, self.total), self.total)
+
+
+def _merge_formats(
+    formats: list[Any], shards: list[_Shard], folder: Any, progress: _Progress
+) -> list[str]:
+    """Write every format's file from the shards' files, chunk by chunk in input order;
+    return the names written."""
+    from attnviz.export.formats import HtmlFormat
+
+    total, chunk_lines, count = progress.total, progress.chunk_lines, progress.count
+    written = []
+    try:
+        for fmt in formats:
+            if fmt.name == "figures":
+                written.append(_merge_figures(shards, folder))
+                continue
+            fmt.open(0)
+            sources = [shard.path / fmt.filename for shard in shards]
+            if fmt.name == "npz":
+                pieces = _npz_chunks(sources, total, chunk_lines, count)
+            else:  # the page's head and tail are written by the format itself
+                frame = fmt.frame() if isinstance(fmt, HtmlFormat) else (b"", b"")
+                pieces = _line_chunks(sources, total, chunk_lines, count, frame)
+            for number, data in enumerate(pieces):
+                fmt.add(data)
+                progress.chunk_done(number)
+            fmt.commit()
+            written.append(fmt.finish())
+    finally:
+        for fmt in formats:
+            if fmt.name != "figures":
+                fmt.close()
+    return written
 
 
 def _check_out(out: Path, shards: list[_Shard]) -> None:
