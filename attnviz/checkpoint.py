@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from attnviz.device import torch_threads
 from attnviz.errors import AttnvizError, CheckpointError, TokenizerError, UsageError
 from attnviz.model import ModelConfig
 from attnviz.tokenizer import sentencepiece_spec
@@ -515,13 +516,16 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> 
     _check_storage(file, storage_bytes, expected)
     # names and shapes first (nothing read), then the data itself, copied off the mapped file
     check_weights(config, payload["state_dict"], file, values=False, expected=expected)
-    try:
-        state_dict = {k: v.to(device, copy=True) for k, v in payload["state_dict"].items()}
-    except (RuntimeError, AssertionError) as err:
-        raise CheckpointError(
-            f"{file}: cannot place the weights on {device} ({_first_line(err)})"
-        ) from err
-    check_weights(config, state_dict, file, expected=expected)
+    # one thread: these tensors are small, and on a busy machine each parallel region of a
+    # check can wait a scheduler slice for its second thread (~30 ms a tensor, measured)
+    with torch_threads(1):
+        try:
+            state_dict = {k: v.to(device, copy=True) for k, v in payload["state_dict"].items()}
+        except (RuntimeError, AssertionError) as err:
+            raise CheckpointError(
+                f"{file}: cannot place the weights on {device} ({_first_line(err)})"
+            ) from err
+        check_weights(config, state_dict, file, expected=expected)
     _check_digest(file, payload.get(DIGEST_KEY), state_dict)
     checkpoint = Checkpoint(
         config=config,

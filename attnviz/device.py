@@ -1,8 +1,10 @@
-"""Pick the torch device a model runs on."""
+"""Pick the torch device a model runs on, and the CPU threads it uses."""
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from attnviz.errors import DeviceError
@@ -53,3 +55,19 @@ def resolve_device(name: str = "auto") -> torch.device:
     raise DeviceError(
         f"unknown device {name!r}; use auto or one available here: {', '.join(available)}"
     )
+
+
+@contextlib.contextmanager
+def torch_threads(count: int | None) -> Iterator[None]:
+    """torch's intra-op thread count set to ``count`` for the block (None: unchanged)."""
+    import torch
+
+    if count is None or count == torch.get_num_threads():
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

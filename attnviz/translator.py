@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 from collections.abc import Iterator, Sequence
@@ -22,7 +21,7 @@ from attnviz.decoding import (
     greedy_decode,
     normalized_score,
 )
-from attnviz.device import resolve_device
+from attnviz.device import resolve_device, torch_threads
 from attnviz.errors import InputError, UsageError
 from attnviz.io import MAX_LINE_BYTES
 from attnviz.model import pad_batch
@@ -70,20 +69,6 @@ def resolve_threads(threads: int | None, device: torch.device, parameters: int) 
     if threads is None:
         return 1 if device.type == "cpu" and parameters <= SMALL_MODEL_PARAMETERS else None
     return threads or None
-
-
-@contextlib.contextmanager
-def torch_threads(count: int | None) -> Iterator[None]:
-    """torch's intra-op thread count set to ``count`` for the block (None: unchanged)."""
-    if count is None or count == torch.get_num_threads():
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 class Translator:

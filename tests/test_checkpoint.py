@@ -809,3 +809,26 @@ def test_bad_search_rules_are_one_line(tmp_path, spm_models, search, expected):
     torch.save(payload, path)
     message = _load_error(path)
     assert "bad search rules" in message and expected in message
+
+
+def test_weights_are_checked_on_one_thread_and_the_setting_restored(checkpoint_path, monkeypatch):
+    import torch
+
+    from attnviz.checkpoint import load_checkpoint
+
+    seen = []
+    isfinite = torch.isfinite
+
+    def recording(tensor):
+        seen.append(torch.get_num_threads())
+        return isfinite(tensor)
+
+    monkeypatch.setattr(torch, "isfinite", recording)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        load_checkpoint(checkpoint_path)
+        assert seen and set(seen) == {1}
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(previous)
