@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -241,3 +242,34 @@ def test_torchrun_shards_then_merge_equal_one_run(tmp_path, eleven_lines, checkp
     merged = tmp_path / "merged"
     assert merge(*folders, "--out", merged).exit_code == 0
     assert_same_export(merged, single)
+
+
+def test_merge_refuses_an_npz_cut_short_between_two_entries(
+    tmp_path, eleven_lines, checkpoint_path
+):
+    shards = tmp_path / "shards"
+    for index in range(2):
+        run_export(eleven_lines, shards, checkpoint_path, "--shard", f"{index}/2")
+    first, second = sorted(shards.iterdir())
+    npz = second / "attention.npz"
+    data = npz.read_bytes()
+    cut = data.index(b"PK\x03\x04", 1)  # the second array's entry: the first stays whole
+    npz.write_bytes(data[:cut])
+    out = tmp_path / "merged"
+    result = merge(first, second, "--out", out)
+    assert result.exit_code == 1
+    assert f"{npz}: damaged NPZ (it ends before its central directory)" in one_line(result)
+    assert not (out / "attention.npz").exists()
+
+
+def test_merge_takes_shards_whose_npz_holds_no_array(tmp_path, checkpoint_path):
+    short = write_input(tmp_path / "short.txt", LINES[:2])  # one chunk of 2: shard 1 gets none
+    shards, single = tmp_path / "shards", tmp_path / "single"
+    for index in range(2):
+        run_export(short, shards, checkpoint_path, "--shard", f"{index}/2")
+    empty = shard_folder(shards, 1, 2) / "attention.npz"
+    assert zipfile.ZipFile(empty).namelist() == []
+    run_export(short, single, checkpoint_path)
+    out = tmp_path / "merged"
+    assert merge(*sorted(shards.iterdir()), "--out", out).exit_code == 0
+    assert (out / "attention.npz").read_bytes() == (single / "attention.npz").read_bytes()

@@ -403,14 +403,19 @@ def _line_chunks(
 
 
 _LOCAL = struct.Struct("<4s2B4HL2L2H")
+#: What follows the last local entry: the central directory, or an end record when the
+#: archive holds no entry.
+_AFTER_ENTRIES = (b"PK\x01\x02", b"PK\x06\x06", b"PK\x05\x06")
 
 
 def _npz_entries(path: Path, stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
     """(line id, raw local entry) of each array of an export's NPZ, in file order."""
     while True:
         header = stream.read(_LOCAL.size)
-        if header[:4] != b"PK\x03\x04":
-            return  # the central directory (or the end)
+        if header[:4] in _AFTER_ENTRIES:
+            return
+        if header[:4] != b"PK\x03\x04":  # cut short (even between two entries), or not a zip
+            raise InputError(f"{path}: damaged NPZ (it ends before its central directory)")
         if len(header) < _LOCAL.size:
             raise InputError(f"{path}: damaged NPZ")
         fields = _LOCAL.unpack(header)
