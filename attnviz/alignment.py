@@ -287,9 +287,12 @@ class Alignment:
                 f"word_rules must be two of {', '.join(WORD_RULES)}, not {self.word_rules!r}"
             )
         object.__setattr__(self, "word_rules", rules)
-        object.__setattr__(self, "weights", weights)
-        object.__setattr__(self, "scores", scores)
-        object.__setattr__(self, "token_logprobs", logprobs)
+        # read-only views: links and Pharaoh text are cached, so the values must not change
+        # under them (the caller's own arrays stay writable)
+        for name, array in (("weights", weights), ("scores", scores), ("token_logprobs", logprobs)):
+            view = array.view()
+            view.flags.writeable = False
+            object.__setattr__(self, name, view)
 
     @classmethod
     def empty(

@@ -425,3 +425,24 @@ def test_merging_many_matrices_at_once_is_bit_identical_to_one_by_one():
     for got, want, item in zip(merged, expected, items, strict=True):
         assert got.tobytes() == want.tobytes() and got.shape == want.shape
         assert merge_word_weights(*item).tobytes() == want.tobytes()
+
+
+def test_arrays_are_read_only_so_cached_links_cannot_go_stale():
+    weights = np.array([[0.9, 0.1], [0.2, 0.8]], dtype=np.float32)
+    alignment = Alignment(
+        source="a b",
+        translation="x y",
+        src_tokens=["a", "b"],
+        tgt_tokens=["x", "y"],
+        weights=weights,
+        scores=np.zeros((2, 2), np.float32),
+        token_logprobs=np.zeros(2, np.float32),
+        score=0.0,
+    )
+    assert alignment.pharaoh() == "0-0 1-1"
+    for name in ("weights", "scores", "token_logprobs"):
+        with pytest.raises(ValueError, match="read-only"):
+            getattr(alignment, name)[0] = 0.5
+    assert alignment.pharaoh() == "0-0 1-1"
+    weights[0, 0] = 0.0  # the caller's own array stays writable
+    assert weights.flags.writeable

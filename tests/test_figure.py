@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import warnings
@@ -23,6 +24,17 @@ from attnviz.render.values import view
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 ENGLISH = ["▁The", "▁weather", "▁is", "▁very", "▁nice", "▁today", ".", "</s>"]
 KOREAN = ["▁오늘", "은", "▁날씨", "가", "▁매우", "▁좋", "습니다", ".", "</s>"]
+
+
+def altered(alignment: Alignment, **changes: dict[tuple[int, int], float]) -> Alignment:
+    """A copy of ``alignment`` with some cells of its arrays set: name={(row, col): value}."""
+    arrays = {}
+    for name, cells in changes.items():
+        array = getattr(alignment, name).copy()
+        for (row, col), value in cells.items():
+            array[row, col] = value
+        arrays[name] = array
+    return dataclasses.replace(alignment, **arrays)
 
 
 def make_alignment(src_tokens: list[str], tgt_tokens: list[str], seed: int = 0) -> Alignment:
@@ -174,8 +186,7 @@ def test_tricky_tokens_draw(tmp_path: Path) -> None:
 
 def test_non_finite_scores_draw(tmp_path: Path) -> None:
     alignment = make_alignment(["a", "b", "c"], ["x", "y"])
-    alignment.scores[0, 1] = -np.inf
-    alignment.scores[1, 2] = np.nan
+    alignment = altered(alignment, scores={(0, 1): -np.inf, (1, 2): np.nan})
     png_size(render_figure(alignment, tmp_path / "nan.png", scores=True, values=True))
 
 
@@ -342,11 +353,11 @@ def cell_pixel(path: Path, layout, row: int, col: int) -> np.ndarray:
 
 @pytest.mark.parametrize("values", ["weights", "scores"])
 def test_non_finite_cells_are_grey(values: str, tmp_path: Path) -> None:
-    alignment = make_alignment(["a", "b", "c"], ["x", "y"])
-    alignment.weights[0, 0] = np.nan
-    alignment.weights[1, 2] = np.inf
-    alignment.scores[0, 0] = np.nan
-    alignment.scores[1, 2] = -np.inf
+    alignment = altered(
+        make_alignment(["a", "b", "c"], ["x", "y"]),
+        weights={(0, 0): np.nan, (1, 2): np.inf},
+        scores={(0, 0): np.nan, (1, 2): -np.inf},
+    )
     options = RenderOptions(values=values, dpi=72)
     labels = ["a", "b", "c"], ["x", "y"]
     with FigureRenderer(options) as renderer:
@@ -360,8 +371,7 @@ def test_non_finite_cells_are_grey(values: str, tmp_path: Path) -> None:
 
 def test_non_finite_numbers_are_written(tmp_path: Path) -> None:
     alignment = make_alignment(["a", "b", "c"], ["x", "y"])
-    alignment.weights[0, 0] = np.nan
-    alignment.weights[1, 2] = -np.inf
+    alignment = altered(alignment, weights={(0, 0): np.nan, (1, 2): -np.inf})
     path = render_figure(alignment, tmp_path / "odd.svg", values=True)
     text = path.read_text(encoding="utf-8")
     assert "nan" in text and "\u2212inf" in text
