@@ -287,3 +287,15 @@ def test_a_pool_broken_while_submitting_is_the_same_error():
     pool.workers, pool.pool = 2, BrokenPool()
     with pytest.raises(OutputError, match="a decoding process ended unexpectedly"):
         next(pool.map([[(0, b"a")]]))
+
+
+def test_a_shard_folder_that_is_a_link_is_refused_not_followed(tmp_path, checkpoint_path):
+    source = write_input(tmp_path / "in.txt", LINES)
+    shards, elsewhere = tmp_path / "shards", tmp_path / "elsewhere"
+    shards.mkdir()
+    elsewhere.mkdir()
+    (shards / "shard-00000-of-00002").symlink_to(elsewhere, target_is_directory=True)
+    result = export(source, "--out", shards, "--model", checkpoint_path, "--shard", "0/2")
+    assert result.exit_code != 0
+    assert "is a symbolic link" in one_line(result)
+    assert list(elsewhere.iterdir()) == []

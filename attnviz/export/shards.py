@@ -91,8 +91,12 @@ def _number(digits: str) -> int:
 
 
 def shard_folder(out: str | os.PathLike[str], index: int, count: int) -> Path:
-    """Where shard ``index`` of ``count`` of an export into ``out`` goes."""
-    return Path(out) / f"shard-{index:05d}-of-{count:05d}"
+    """Where shard ``index`` of ``count`` of an export into ``out`` goes: a folder inside
+    ``out`` that attnviz makes, so a symbolic link there is refused, never followed."""
+    path = Path(out) / f"shard-{index:05d}-of-{count:05d}"
+    if path.is_symlink():
+        raise OutputError(f"{path}: is a symbolic link; a shard folder must be a real folder")
+    return path
 
 
 # -- merging ----------------------------------------------------------------------------------
