@@ -4,6 +4,7 @@ never a traceback, never a foreign exception."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -22,6 +23,7 @@ from attnviz.alignment import Alignment, SentenceError
 from attnviz.checkpoint import build_model, load_checkpoint
 from attnviz.cli import app
 from attnviz.errors import AttnvizError, CheckpointError
+from attnviz.model import ModelConfig
 
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 CLI = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -148,31 +150,7 @@ CONFIG_VALUE = st.one_of(
     st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
 )
 CONFIG_KEY = st.one_of(
-    st.sampled_from(
-        [
-            "src_vocab_size",
-            "tgt_vocab_size",
-            "embedding_size",
-            "hidden_size",
-            "decoder_hidden_size",
-            "attention_size",
-            "attention",
-            "rnn",
-            "encoder_layers",
-            "decoder_layers",
-            "bidirectional",
-            "dropout",
-            "input_feeding",
-            "attn_concat_order",
-            "attn_out_bias",
-            "attn_out_tanh",
-            "src_eos",
-            "pad_id",
-            "unk_id",
-            "bos_id",
-            "eos_id",
-        ]
-    ),
+    st.sampled_from([field.name for field in dataclasses.fields(ModelConfig)]),
     st.text(max_size=6),
     st.integers(min_value=-5, max_value=5),
 )
