@@ -273,3 +273,23 @@ def test_merge_takes_shards_whose_npz_holds_no_array(tmp_path, checkpoint_path):
     out = tmp_path / "merged"
     assert merge(*sorted(shards.iterdir()), "--out", out).exit_code == 0
     assert (out / "attention.npz").read_bytes() == (single / "attention.npz").read_bytes()
+
+
+def test_merge_progress_counts_every_file_once_and_only_goes_up(
+    tmp_path, eleven_lines, checkpoint_path
+):
+    from attnviz.export.shards import merge as merge_shards
+
+    shards = tmp_path / "shards"
+    for index in range(2):
+        run_export(eleven_lines, shards, checkpoint_path, "--shard", f"{index}/2")
+    seen = []
+    merge_shards(
+        sorted(shards.iterdir()), tmp_path / "merged", on_progress=lambda *p: seen.append(p)
+    )
+    lines = len(LINES)
+    files = 3  # JSONL, Pharaoh, NPZ: 6 chunks of 2 lines each
+    assert {total for _, total in seen} == {files * lines}
+    done = [count for count, _ in seen]
+    assert done == sorted(done) and done[-1] == files * lines
+    assert len(done) == files * 6

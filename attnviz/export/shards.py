@@ -297,16 +297,20 @@ def _merged_options(first: _Shard, options_values: dict[str, Any]) -> ExportOpti
 
 @dataclass
 class _Progress:
-    """Where a merge is: ``total`` lines in chunks of ``chunk_lines`` over ``count`` shards."""
+    """Where a merge is: ``total`` lines in chunks of ``chunk_lines`` over ``count`` shards,
+    reported as lines done over all files (each file's lines count once)."""
 
     total: int
     chunk_lines: int
     count: int
     report: Callable[[int, int], None] | None
+    files: int = 1
+    file: int = 0  # the file being written, from 0
 
     def chunk_done(self, number: int) -> None:
         if self.report is not None:
-            self.report(min((number + 1) * self.chunk_lines, self.total), self.total)
+            done = self.file * self.total + min((number + 1) * self.chunk_lines, self.total)
+            self.report(done, self.files * self.total)
 
 
 def _merge_formats(
@@ -317,6 +321,7 @@ def _merge_formats(
     from attnviz.export.formats import HtmlFormat
 
     total, chunk_lines, count = progress.total, progress.chunk_lines, progress.count
+    progress.files = sum(fmt.name != "figures" for fmt in formats)
     written = []
     try:
         for fmt in formats:
@@ -335,6 +340,7 @@ def _merge_formats(
                 progress.chunk_done(number)
             fmt.commit()
             written.append(fmt.finish())
+            progress.file += 1
     finally:
         for fmt in formats:
             if fmt.name != "figures":
