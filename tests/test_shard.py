@@ -68,6 +68,17 @@ def assert_same_export(ours: Path, single: Path, names=DATA) -> None:
             },
             (3, 4),
         ),
+        (  # --array=0-12:4
+            "auto",
+            {
+                "SLURM_ARRAY_TASK_ID": "8",
+                "SLURM_ARRAY_TASK_COUNT": "4",
+                "SLURM_ARRAY_TASK_MIN": "0",
+                "SLURM_ARRAY_TASK_MAX": "12",
+                "SLURM_ARRAY_TASK_STEP": "4",
+            },
+            (2, 4),
+        ),
         (  # torchrun's variables win over Slurm's
             "auto",
             {"RANK": "0", "WORLD_SIZE": "2", "SLURM_ARRAY_TASK_ID": "5"},
@@ -77,6 +88,31 @@ def assert_same_export(ours: Path, single: Path, names=DATA) -> None:
 )
 def test_parse_shard(text, environ, expected):
     assert parse_shard(text, environ) == expected
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        # --array=1,3,7: three tasks that are not a range
+        {
+            "SLURM_ARRAY_TASK_ID": "3",
+            "SLURM_ARRAY_TASK_COUNT": "3",
+            "SLURM_ARRAY_TASK_MIN": "1",
+            "SLURM_ARRAY_TASK_MAX": "7",
+        },
+        # an id off the step of its range
+        {
+            "SLURM_ARRAY_TASK_ID": "5",
+            "SLURM_ARRAY_TASK_COUNT": "4",
+            "SLURM_ARRAY_TASK_MIN": "0",
+            "SLURM_ARRAY_TASK_MAX": "12",
+            "SLURM_ARRAY_TASK_STEP": "4",
+        },
+    ],
+)
+def test_a_slurm_array_with_gaps_is_refused(environ):
+    with pytest.raises(UsageError, match="has gaps; use --array=A-B or A-B:STEP"):
+        parse_shard("auto", environ)
 
 
 @pytest.mark.parametrize(

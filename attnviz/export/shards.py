@@ -31,7 +31,7 @@ _IDENTITY = ("attnviz_version", "input_size", "input_sha256", "model_sha256", "p
 def parse_shard(text: str, environ: Mapping[str, str] | None = None) -> tuple[int, int]:
     """``"K/N"`` (0 <= K < N), or ``"auto"``: ``RANK``/``WORLD_SIZE`` (torchrun), else
     ``SLURM_ARRAY_TASK_ID``/``SLURM_ARRAY_TASK_COUNT`` (a Slurm job array; ids counted from
-    ``SLURM_ARRAY_TASK_MIN``)."""
+    ``SLURM_ARRAY_TASK_MIN`` by ``SLURM_ARRAY_TASK_STEP``)."""
     environ = os.environ if environ is None else environ
     text = text.strip()
     if text == "auto":
@@ -39,11 +39,7 @@ def parse_shard(text: str, environ: Mapping[str, str] | None = None) -> tuple[in
             index, count = _whole(environ, "RANK"), _whole(environ, "WORLD_SIZE")
             where = "RANK/WORLD_SIZE"
         elif "SLURM_ARRAY_TASK_ID" in environ and "SLURM_ARRAY_TASK_COUNT" in environ:
-            first = (
-                _whole(environ, "SLURM_ARRAY_TASK_MIN") if "SLURM_ARRAY_TASK_MIN" in environ else 0
-            )
-            index = _whole(environ, "SLURM_ARRAY_TASK_ID") - first
-            count = _whole(environ, "SLURM_ARRAY_TASK_COUNT")
+            index, count = _slurm_shard(environ)
             where = "SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT"
         else:
             for pair in (("RANK", "WORLD_SIZE"), ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT")):
@@ -67,6 +63,26 @@ def parse_shard(text: str, environ: Mapping[str, str] | None = None) -> tuple[in
         if not 0 <= index < count:
             raise UsageError(f"--shard {text}: K must be between 0 and N - 1")
     return index, count
+
+
+def _slurm_shard(environ: Mapping[str, str]) -> tuple[int, int]:
+    """The shard of a Slurm array task: task ids MIN, MIN + STEP, … are shards 0, 1, …
+    (``--array=0-15:4`` makes 4 shards); an array with gaps or a list of ids is refused."""
+
+    def number(name: str, default: int) -> int:
+        return _whole(environ, name) if name in environ else default
+
+    count = _whole(environ, "SLURM_ARRAY_TASK_COUNT")
+    first = number("SLURM_ARRAY_TASK_MIN", 0)
+    step = max(1, number("SLURM_ARRAY_TASK_STEP", 1))
+    last = number("SLURM_ARRAY_TASK_MAX", first + (count - 1) * step)
+    offset = _whole(environ, "SLURM_ARRAY_TASK_ID") - first
+    if count and (last != first + (count - 1) * step or offset % step):
+        raise UsageError(
+            f"--shard auto: a Slurm array of {count} tasks from {first} to {last} by {step} has "
+            "gaps; use --array=A-B or A-B:STEP, or give --shard K/N"
+        )
+    return offset // step, count
 
 
 def _check_count(count: int) -> None:
