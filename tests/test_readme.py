@@ -59,8 +59,9 @@ def _section(title: str) -> str:
     return re.search(rf"\n### {title}\n(.*?)(?=\n##)", README, flags=re.S).group(1)
 
 
-# flags a section names for another command, in prose ("merged as `--words` merges them")
-OTHER_COMMANDS_FLAGS = {"eval": {"--words"}, "html": {"--diagnostics"}}
+# flags a section names for another command or program, in prose ("merged as `--words`
+# merges them"; Slurm's `--array=0-7`)
+OTHER_COMMANDS_FLAGS = {"eval": {"--words"}, "html": {"--diagnostics"}, "export": {"--array"}}
 
 
 @pytest.mark.parametrize("name", ["translate", "heatmap", "export", "html", "explain", "eval"])
