@@ -563,9 +563,10 @@ def build_model(checkpoint: Checkpoint, device: torch.device | str = "cpu") -> S
     """Rebuild the network from the config and load weights, checking them first."""
     from attnviz.model import Seq2Seq
 
-    check_weights(checkpoint.config, checkpoint.state_dict, checkpoint.path or "checkpoint")
-    model = Seq2Seq(checkpoint.config)
-    model.load_state_dict(checkpoint.state_dict)
+    with torch_threads(1):  # small tensors: see load_checkpoint
+        check_weights(checkpoint.config, checkpoint.state_dict, checkpoint.path or "checkpoint")
+        model = Seq2Seq(checkpoint.config)
+        model.load_state_dict(checkpoint.state_dict)
     model.to(device)
     model.eval()
     return model

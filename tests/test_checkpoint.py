@@ -814,7 +814,7 @@ def test_bad_search_rules_are_one_line(tmp_path, spm_models, search, expected):
 def test_weights_are_checked_on_one_thread_and_the_setting_restored(checkpoint_path, monkeypatch):
     import torch
 
-    from attnviz.checkpoint import load_checkpoint
+    from attnviz.checkpoint import build_model, load_checkpoint
 
     seen = []
     isfinite = torch.isfinite
@@ -827,8 +827,11 @@ def test_weights_are_checked_on_one_thread_and_the_setting_restored(checkpoint_p
     previous = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        load_checkpoint(checkpoint_path)
+        checkpoint = load_checkpoint(checkpoint_path)
         assert seen and set(seen) == {1}
+        count = len(seen)
+        build_model(checkpoint)
+        assert len(seen) > count and set(seen) == {1}
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(previous)
