@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_support import installed_script, script_env
 from typer.testing import CliRunner
 
 from attnviz import __version__
@@ -333,27 +331,14 @@ def test_help_does_not_import_torch(setup):
 # -- the installed script --------------------------------------------------------------------
 
 
-def _script() -> str:
-    beside = Path(sys.executable).parent / "attnviz"
-    if beside.is_file():
-        return str(beside)
-    found = shutil.which("attnviz")
-    assert found, "the attnviz console script is not installed"
-    return found
-
-
-def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONIOENCODING": "utf-8", "NO_COLOR": "1"}
-
-
 def test_installed_script_translate_json(checkpoint_path):
     completed = subprocess.run(
-        [_script(), "translate", "--model", str(checkpoint_path), "--json", SENTENCE],
+        [installed_script(), "translate", "--model", str(checkpoint_path), "--json", SENTENCE],
         capture_output=True,
         text=True,
         encoding="utf-8",
         timeout=60,
-        env=_env(),
+        env=script_env(),
     )
     assert completed.returncode == 0, completed.stderr
     (record,) = json_lines(completed.stdout)
@@ -364,12 +349,12 @@ def test_installed_script_translate_json(checkpoint_path):
 def test_installed_script_error_is_one_line(tmp_path):
     missing = tmp_path / "gone.pt"
     completed = subprocess.run(
-        [_script(), "translate", "--model", str(missing), SENTENCE],
+        [installed_script(), "translate", "--model", str(missing), SENTENCE],
         capture_output=True,
         text=True,
         encoding="utf-8",
         timeout=60,
-        env=_env(),
+        env=script_env(),
     )
     assert completed.returncode == 1
     assert completed.stdout == ""
@@ -385,7 +370,7 @@ def test_python_m_version():
         capture_output=True,
         text=True,
         timeout=60,
-        env=_env(),
+        env=script_env(),
     )
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.strip() == f"attnviz {__version__}"
@@ -395,7 +380,7 @@ def test_reader_closing_the_pipe_ends_quietly(checkpoint_path):
     """`attnviz translate < many | head -1`: exit 0, nothing on stderr."""
     lines = "\n".join(["the boy ate an apple ."] * 300) + "\n"
     process = subprocess.Popen(
-        [_script(), "translate", "--model", str(checkpoint_path), "--device", "cpu"],
+        [installed_script(), "translate", "--model", str(checkpoint_path), "--device", "cpu"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from export_support import SENTENCES
 from typer.testing import CliRunner
 
 from attnviz.alignment import json_bytes
@@ -16,13 +17,6 @@ from attnviz.export import read_jsonl
 from attnviz.export.formats import record as jsonl_record
 
 runner = CliRunner()
-SENTENCES = [
-    "the boy ate an apple .",
-    "",
-    "did the cat sleep ?",
-    "my friend drinks water every day .",
-    "a dog runs in the park .",
-]
 
 
 @pytest.fixture

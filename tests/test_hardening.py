@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
+from cli_support import installed_script, one_error_line, script_env
 from typer.testing import CliRunner
 
 from attnviz.cli import app
@@ -21,30 +19,6 @@ from attnviz.io import MAX_LINE_BYTES
 from attnviz.options import MAX_BEAM
 
 SENTENCE = "the boy ate an apple ."
-
-
-def _script() -> str:
-    beside = Path(sys.executable).parent / "attnviz"
-    if beside.is_file():
-        return str(beside)
-    found = shutil.which("attnviz")
-    assert found, "the attnviz console script is not installed"
-    return found
-
-
-def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONIOENCODING": "utf-8", "NO_COLOR": "1", "OMP_NUM_THREADS": "1"}
-
-
-def one_error_line(stderr: str | bytes, *fragments: str) -> str:
-    text = stderr.decode("utf-8", "replace") if isinstance(stderr, bytes) else stderr
-    assert "Traceback" not in text
-    lines = text.strip("\n").split("\n")
-    assert len(lines) == 1, text
-    assert lines[0].startswith("attnviz: error:"), lines[0]
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
 
 
 # -- the Python API: misuse is a UsageError with a clear message -----------------------------
@@ -133,10 +107,20 @@ def test_translator_needs_a_checkpoint():
 
 def test_undecodable_ref_argument_is_one_line(checkpoint_path):
     completed = subprocess.run(
-        [_script(), "translate", "-m", str(checkpoint_path), "-d", "cpu", "a", "--ref", b"\xff"],
+        [
+            installed_script(),
+            "translate",
+            "-m",
+            str(checkpoint_path),
+            "-d",
+            "cpu",
+            "a",
+            "--ref",
+            b"\xff",
+        ],
         capture_output=True,
         timeout=120,
-        env=_env(),
+        env=script_env(),
     )
     assert completed.returncode == 1
     assert completed.stdout == b""
@@ -219,7 +203,11 @@ def test_help_into_a_closed_pipe_exits_0(args):
     os.close(reader)
     try:
         completed = subprocess.run(
-            [_script(), *args], stdout=writer, stderr=subprocess.PIPE, timeout=60, env=_env()
+            [installed_script(), *args],
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            timeout=60,
+            env=script_env(),
         )
     finally:
         os.close(writer)
@@ -229,10 +217,10 @@ def test_help_into_a_closed_pipe_exits_0(args):
 
 def test_help_piped_to_head_exits_0():
     completed = subprocess.run(
-        ["bash", "-o", "pipefail", "-c", f"'{_script()}' --help | head -1"],
+        ["bash", "-o", "pipefail", "-c", f"'{installed_script()}' --help | head -1"],
         capture_output=True,
         timeout=60,
-        env=_env(),
+        env=script_env(),
     )
     assert completed.returncode == 0, completed.stderr
     assert completed.stderr == b""
@@ -343,11 +331,11 @@ def test_refs_with_stdin_force_each_line(checkpoint_path):
 
 def _start(checkpoint_path, *args, stdout=subprocess.PIPE):
     return subprocess.Popen(
-        [_script(), "translate", "-m", str(checkpoint_path), "-d", "cpu", *args],
+        [installed_script(), "translate", "-m", str(checkpoint_path), "-d", "cpu", *args],
         stdin=subprocess.PIPE,
         stdout=stdout,
         stderr=subprocess.PIPE,
-        env=_env(),
+        env=script_env(),
     )
 
 

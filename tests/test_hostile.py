@@ -11,6 +11,7 @@ import sys
 import warnings
 
 import pytest
+from cli_support import one_error_line
 from typer.testing import CliRunner
 
 from attnviz.alignment import Alignment
@@ -19,16 +20,6 @@ from attnviz.errors import AttnvizError, UsageError
 from attnviz.text import json_safe
 
 SENTENCE = "the boy ate an apple ."
-
-
-def one_error_line(stderr: str, *fragments: str) -> str:
-    assert "Traceback" not in stderr
-    lines = stderr.strip("\n").split("\n")
-    assert len(lines) == 1, stderr
-    assert lines[0].startswith("attnviz: error:"), lines[0]
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
