@@ -7,6 +7,7 @@ Shapes: ``T`` target tokens (rows), ``S`` source tokens (columns).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import math
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from attnviz.errors import RecordError, UsageError
+from attnviz.options import DEFAULT_VIEW, HeadSelection
 
 if TYPE_CHECKING:
     from attnviz.eval import Diagnostics
@@ -243,15 +245,41 @@ def _join_pieces(tokens: list[str], rule: str = "sentencepiece") -> str:
     return "".join(tokens).replace(WORD_START, "")
 
 
+def select_view(stack: np.ndarray, view: HeadSelection) -> np.ndarray:
+    """The ``[T, S]`` matrix that ``view`` picks from an ``[L, H, T, S]`` stack: one head, or
+    the float32 mean over the chosen layer's heads (one head: that head itself)."""
+    layer, head = view.resolve(stack.shape[0], stack.shape[1])
+    if head is not None:
+        return stack[layer, head]
+    if stack.shape[1] == 1:
+        return stack[layer, 0]
+    return stack[layer].mean(axis=0, dtype=np.float32)  # [H, T, S] -> [T, S]
+
+
+def _stack(values: Any, shape: tuple[int, int], name: str) -> np.ndarray:
+    """An ``[L, H, T, S]`` float32 stack whose last two axes are ``shape``."""
+    stack = np.asarray(values, dtype=np.float32)
+    if stack.ndim != 4 or stack.shape[2:] != shape or 0 in stack.shape[:2]:
+        raise ValueError(
+            f"{name} {stack.shape} must be [L, H, T, S] with [T, S] = {shape} and L, H >= 1"
+        )
+    return stack
+
+
 @dataclass(frozen=True, eq=False)
 class Alignment:
     """One hypothesis with its attention.
 
-    weights: [T, S] attention weights, each row sums to 1 over real source tokens.
-    scores: [T, S] raw pre-softmax energies.
+    weights: [T, S] attention weights of the selected view, each row sums to 1 over real
+    source tokens.
+    scores: [T, S] raw pre-softmax energies of the same view.
     token_logprobs: [T] log-probability of each target token.
     word_rules: how source and target pieces group into words (see WORD_RULES), from the
     model's tokenizers.
+    cross_attention, cross_scores: [L, H, T, S] weights and raw scores of every decoder layer
+    and head (bottom layer first), or None for a model with one matrix (every RNN): then
+    ``weights``/``scores`` are the whole stack. ``view``: which of them ``weights`` and
+    ``scores`` show (see :meth:`from_stack` and :meth:`with_view`).
     """
 
     source: str
@@ -266,6 +294,9 @@ class Alignment:
     level: str = "pieces"
     meta: dict[str, Any] = field(default_factory=dict)
     word_rules: tuple[str, str] = DEFAULT_WORD_RULES
+    cross_attention: np.ndarray | None = None
+    cross_scores: np.ndarray | None = None
+    view: HeadSelection = DEFAULT_VIEW
 
     def __post_init__(self) -> None:
         weights = np.asarray(self.weights, dtype=np.float32)
@@ -277,6 +308,17 @@ class Alignment:
                 f"weights {weights.shape} and scores {scores.shape} must both be "
                 f"[T, S] = {shape} for {shape[0]} target and {shape[1]} source tokens"
             )
+        if not isinstance(self.view, HeadSelection):
+            raise ValueError(f"view must be a HeadSelection, not {type(self.view).__name__}")
+        stacks = {}
+        if (self.cross_attention is None) != (self.cross_scores is None):
+            raise ValueError("cross_attention and cross_scores come together, or neither")
+        if self.cross_attention is not None:
+            stacks["cross_attention"] = _stack(self.cross_attention, shape, "cross_attention")
+            stacks["cross_scores"] = _stack(self.cross_scores, shape, "cross_scores")
+            if stacks["cross_scores"].shape != stacks["cross_attention"].shape:
+                raise ValueError("cross_attention and cross_scores must have the same shape")
+        self.view.resolve(*self.stack_shape_of(stacks.get("cross_attention")))
         if logprobs.shape != (shape[0],):
             raise ValueError(f"token_logprobs {logprobs.shape} must be [T] = ({shape[0]},)")
         if self.level not in LEVELS:
@@ -289,10 +331,75 @@ class Alignment:
         object.__setattr__(self, "word_rules", rules)
         # read-only views: links and Pharaoh text are cached, so the values must not change
         # under them (the caller's own arrays stay writable)
-        for name, array in (("weights", weights), ("scores", scores), ("token_logprobs", logprobs)):
+        arrays = {"weights": weights, "scores": scores, "token_logprobs": logprobs, **stacks}
+        for name, array in arrays.items():
             view = array.view()
             view.flags.writeable = False
             object.__setattr__(self, name, view)
+
+    @staticmethod
+    def stack_shape_of(cross_attention: np.ndarray | None) -> tuple[int, int]:
+        return (1, 1) if cross_attention is None else cross_attention.shape[:2]
+
+    @classmethod
+    def from_stack(
+        cls,
+        cross_attention: np.ndarray,
+        cross_scores: np.ndarray,
+        *,
+        view: HeadSelection = DEFAULT_VIEW,
+        **fields: Any,
+    ) -> Alignment:
+        """An alignment from the ``[L, H, T, S]`` weights and scores of every layer and head;
+        ``weights``/``scores`` become the matrices ``view`` picks. A stack of one matrix is
+        kept as ``weights``/``scores`` alone (cross_attention None)."""
+        shape = (len(fields["tgt_tokens"]), len(fields["src_tokens"]))
+        weights = _stack(cross_attention, shape, "cross_attention")
+        scores = _stack(cross_scores, shape, "cross_scores")
+        if weights.shape[:2] == (1, 1):
+            view.resolve(1, 1)
+            return cls(weights=weights[0, 0], scores=scores[0, 0], view=view, **fields)
+        return cls(
+            weights=select_view(weights, view),
+            scores=select_view(scores, view),
+            cross_attention=weights,
+            cross_scores=scores,
+            view=view,
+            **fields,
+        )
+
+    @property
+    def stack_shape(self) -> tuple[int, int]:
+        """(L, H): decoder layers and heads per layer of the attention stack."""
+        return self.stack_shape_of(self.cross_attention)
+
+    @property
+    def attention_stack(self) -> np.ndarray:
+        """[L, H, T, S]: the weights of every layer and head ([1, 1, T, S] for an RNN)."""
+        if self.cross_attention is None:
+            return self.weights[None, None]
+        return self.cross_attention
+
+    @property
+    def score_stack(self) -> np.ndarray:
+        """[L, H, T, S]: the raw scores of every layer and head."""
+        if self.cross_scores is None:
+            return self.scores[None, None]
+        return self.cross_scores
+
+    def with_view(self, view: HeadSelection) -> Alignment:
+        """The same hypothesis with ``weights``/``scores`` showing ``view``."""
+        if view == self.view:
+            return self
+        if self.cross_attention is None:
+            view.resolve(1, 1)
+            return dataclasses.replace(self, view=view)
+        return dataclasses.replace(
+            self,
+            weights=select_view(self.cross_attention, view),
+            scores=select_view(self.cross_scores, view),
+            view=view,
+        )
 
     @classmethod
     def empty(
@@ -332,6 +439,9 @@ class Alignment:
             and self.level == other.level
             and self.meta == other.meta
             and self.word_rules == other.word_rules
+            and self.view == other.view
+            and _same_stack(self.cross_attention, other.cross_attention)
+            and _same_stack(self.cross_scores, other.cross_scores)
         )
 
     __hash__ = None  # type: ignore[assignment]
@@ -408,12 +518,15 @@ class Alignment:
         src_rule, tgt_rule = self.word_rules
         src_starts = word_starts(self.src_tokens, src_rule)
         tgt_starts = word_starts(self.tgt_tokens, tgt_rule)
-        n_tgt, n_src = self.shape
-        weights = merge_word_weights(self.weights, src_starts, tgt_starts)  # [Tw, Sw]
-        src_counts = np.diff(np.asarray(src_starts), append=n_src).astype(np.float32)
-        tgt_counts = np.diff(np.asarray(tgt_starts), append=n_tgt).astype(np.float32)
-        scores = _group_sums(self.scores, src_starts, n_src, axis=1) / src_counts  # [T, Sw]
-        scores = _group_sums(scores, tgt_starts, n_tgt, axis=0) / tgt_counts[:, None]
+        n_tgt = self.shape[0]
+        stacks: dict[str, np.ndarray] = {}
+        if self.cross_attention is None:
+            weights = merge_word_weights(self.weights, src_starts, tgt_starts)  # [Tw, Sw]
+            scores = _word_scores(self.scores, src_starts, tgt_starts)
+        else:  # every layer and head merged, then the view taken of the merged stack
+            stacks = _word_stacks(self.cross_attention, self.cross_scores, src_starts, tgt_starts)
+            weights = select_view(stacks["cross_attention"], self.view)
+            scores = select_view(stacks["cross_scores"], self.view)
         logprobs = _group_sums(self.token_logprobs[None, :], tgt_starts, n_tgt, axis=1)[0]
         src_groups = word_groups(self.src_tokens, src_rule)
         tgt_groups = word_groups(self.tgt_tokens, tgt_rule)
@@ -437,6 +550,8 @@ class Alignment:
             level="words",
             meta=meta,
             word_rules=self.word_rules,
+            view=self.view,
+            **stacks,
         )
 
     # -- serialisation ----------------------------------------------------------------------
@@ -563,6 +678,39 @@ class Alignment:
             kind = type(record).__name__
             raise RecordError(f"an alignment record must be a dict (a JSON object), not {kind}")
         return cls.from_dict(record)
+
+
+def _word_scores(scores: np.ndarray, src_starts: list[int], tgt_starts: list[int]) -> np.ndarray:
+    """[T, S] piece scores -> [T_words, S_words]: averaged over each word's pieces, both sides."""
+    n_tgt, n_src = scores.shape
+    src_counts = np.diff(np.asarray(src_starts), append=n_src).astype(np.float32)
+    tgt_counts = np.diff(np.asarray(tgt_starts), append=n_tgt).astype(np.float32)
+    scores = _group_sums(scores, src_starts, n_src, axis=1) / src_counts  # [T, Sw]
+    return _group_sums(scores, tgt_starts, n_tgt, axis=0) / tgt_counts[:, None]  # [Tw, Sw]
+
+
+def _word_stacks(
+    weights: np.ndarray, scores: np.ndarray, src_starts: list[int], tgt_starts: list[int]
+) -> dict[str, np.ndarray]:
+    """[L, H, T, S] piece stacks -> word stacks [L, H, T_words, S_words], each matrix merged
+    as :meth:`Alignment.to_words` merges one."""
+    layers, heads = weights.shape[:2]
+    flat = weights.reshape(layers * heads, *weights.shape[2:])  # [L*H, T, S]
+    merged = merge_word_weights_many([(matrix, src_starts, tgt_starts) for matrix in flat])
+    merged_scores = [
+        _word_scores(matrix, src_starts, tgt_starts) for matrix in scores.reshape(flat.shape)
+    ]
+    shape = (layers, heads, *merged[0].shape)
+    return {
+        "cross_attention": np.stack(merged).reshape(shape),
+        "cross_scores": np.stack(merged_scores).reshape(shape),
+    }
+
+
+def _same_stack(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return np.array_equal(a, b)
 
 
 def _word_rules(value: Any) -> tuple[str, str]:

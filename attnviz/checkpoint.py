@@ -22,22 +22,23 @@ from typing import TYPE_CHECKING, Any
 
 from attnviz.device import torch_threads
 from attnviz.errors import AttnvizError, CheckpointError, TokenizerError, UsageError
-from attnviz.model import ModelConfig
+from attnviz.families import get_family
 from attnviz.tokenizer import sentencepiece_spec
 
 if TYPE_CHECKING:
     import torch
 
     from attnviz.decoding import SearchRules
-    from attnviz.model import Seq2Seq
+    from attnviz.families.base import FamilyConfig, Seq2SeqModel
     from attnviz.tokenizer import Tokenizer
 
 FORMAT_NAME = "attnviz-checkpoint"
 #: 1: SentencePiece models as ``src_spm``/``tgt_spm`` bytes. 2: tokenizer specs
 #: (``src_tokenizer``/``tgt_tokenizer``, see attnviz.tokenizer). 3: ``search``, the model's
 #: search rules (attnviz.decoding.SearchRules; empty: attnviz's own), and config fields for
-#: imported models (their defaults are version 2's behaviour). Older files are migrated.
-FORMAT_VERSION = 3
+#: imported models (their defaults are version 2's behaviour). 4: ``family``, the model family
+#: that reads ``config`` (attnviz.families; older files hold RNNs). Older files are migrated.
+FORMAT_VERSION = 4
 #: Largest pickle part (config, tokenizers, metadata) read from a file.
 MAX_PICKLE_BYTES = 64 << 20
 #: Metadata bounds: nesting depth, number of values, characters of text.
@@ -57,29 +58,33 @@ REQUIRED_KEYS = (
     "src_tokenizer",
     "tgt_tokenizer",
     "search",
+    "family",
 )
 
 
 @dataclass
 class Checkpoint:
-    """A model: config, weights, both tokenizers (as specs), search rules and metadata.
+    """A model: family, config, weights, both tokenizers (as specs), search rules and metadata.
 
     ``search`` holds :class:`attnviz.decoding.SearchRules` as a plain dict (empty: attnviz's
-    own rules); an imported model carries its toolkit's.
+    own rules); an imported model carries its toolkit's. ``family`` names the model family
+    (see :mod:`attnviz.families`) whose config type ``config`` is.
     """
 
-    config: ModelConfig
+    config: FamilyConfig
     state_dict: dict[str, Any]
     src_tokenizer: dict[str, Any]
     tgt_tokenizer: dict[str, Any]
     metadata: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
     search: dict[str, Any] = field(default_factory=dict)
+    family: str = "rnn"
 
     def to_payload(self) -> dict[str, Any]:
         return {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
+            "family": self.family,
             "config": self.config.to_dict(),
             "state_dict": self.state_dict,
             "src_tokenizer": self.src_tokenizer,
@@ -163,6 +168,8 @@ def _migrate(payload: dict[str, Any], file: Path) -> dict[str, Any]:
         payload["format_version"] = 2
     if payload["format_version"] == 2:
         payload = {**payload, "search": {}, "format_version": 3}
+    if payload["format_version"] == 3:
+        payload = {**payload, "family": "rnn", "format_version": 4}
     return payload
 
 
@@ -368,7 +375,7 @@ def check_plain(
 
 
 def check_weights(
-    config: ModelConfig,
+    config: FamilyConfig,
     state_dict: Any,
     name: str | Path,
     *,
@@ -488,7 +495,11 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> 
     if not isinstance(payload["config"], dict):
         raise CheckpointError(f"{file}: config is not a dict")
     try:
-        config = ModelConfig.from_dict(payload["config"])
+        family = get_family(payload["family"])
+    except AttnvizError as err:
+        raise CheckpointError(f"{file}: {err}") from err
+    try:
+        config = family.config_from_dict(payload["config"])
     except AttnvizError as err:
         raise CheckpointError(f"{file}: bad model config: {err}") from err
     for key in ("src_tokenizer", "tgt_tokenizer"):
@@ -535,6 +546,7 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> 
         metadata=metadata,
         path=file,
         search=payload["search"],
+        family=family.name,
     )
     checkpoint.rules()  # bad stored rules fail here, with the file named
     return checkpoint
@@ -559,13 +571,12 @@ def _check_digest(file: Path, stored: Any, state_dict: dict[str, torch.Tensor]) 
         )
 
 
-def build_model(checkpoint: Checkpoint, device: torch.device | str = "cpu") -> Seq2Seq:
-    """Rebuild the network from the config and load weights, checking them first."""
-    from attnviz.model import Seq2Seq
-
+def build_model(checkpoint: Checkpoint, device: torch.device | str = "cpu") -> Seq2SeqModel:
+    """Rebuild the family's network from the config and load weights, checking them first."""
+    family = get_family(checkpoint.family)
     with torch_threads(1):  # small tensors: see load_checkpoint
         check_weights(checkpoint.config, checkpoint.state_dict, checkpoint.path or "checkpoint")
-        model = Seq2Seq(checkpoint.config)
+        model = family.build(checkpoint.config)
         model.load_state_dict(checkpoint.state_dict)
     model.to(device)
     model.eval()

@@ -24,7 +24,7 @@ from attnviz.errors import InputError, UsageError
 if TYPE_CHECKING:
     import torch
 
-    from attnviz.model import Seq2Seq
+    from attnviz.families.rnn.model import RNNModel
     from attnviz.translator import Translator
 
 DEFAULT_TOPK = 5
@@ -196,7 +196,7 @@ def _scorer_parts(scorer: str, attention: Any, query: Any, projected: Any) -> di
 
 
 def explain_ids(
-    model: Seq2Seq,
+    model: RNNModel,
     source_ids: Sequence[int],
     *,
     forced: Sequence[int] = (),

@@ -123,3 +123,72 @@ class RenderOptions:
     def scores(self) -> bool:
         """True when raw energies are drawn instead of weights."""
         return self.values == "scores"
+
+
+#: ``head`` value that averages the heads of the chosen layer.
+MEAN_HEADS = "mean"
+#: Most layers a selection may name (far above any model; keeps messages and loops bounded).
+MAX_LAYERS = 1024
+
+
+@dataclass(frozen=True)
+class HeadSelection:
+    """Which cross-attention matrix is *the* attention: a layer and a head, or the mean over
+    the layer's heads.
+
+    ``layer``: 0-based from the bottom decoder layer, negative counts from the top (-1, the
+    default, is the last layer); ``head``: a 0-based head index or ``"mean"`` (the default).
+    A model with one layer and one head (every RNN) has the one matrix under the default.
+    """
+
+    layer: int = -1
+    head: int | str = MEAN_HEADS
+
+    def __post_init__(self) -> None:
+        _int("layer", self.layer, -MAX_LAYERS, MAX_LAYERS - 1)
+        if self.head != MEAN_HEADS:
+            if isinstance(self.head, str):
+                raise UsageError(f"head must be a head number or {MEAN_HEADS!r}, not {self.head!r}")
+            _int("head", self.head, 0, MAX_LAYERS - 1)
+
+    @classmethod
+    def parse(cls, layer: int = -1, head: str | int = MEAN_HEADS) -> HeadSelection:
+        """From text as typed (``--head 3`` or ``--head mean``)."""
+        if isinstance(head, str) and head != MEAN_HEADS:
+            text = head.strip()
+            if not (text.isascii() and text.isdigit()) or len(text) > 4:
+                raise UsageError(f"head must be a head number or {MEAN_HEADS!r}, not {head!r:.40}")
+            head = int(text)
+        return cls(layer, head)
+
+    @property
+    def is_mean(self) -> bool:
+        return self.head == MEAN_HEADS
+
+    def resolve(self, layers: int, heads: int) -> tuple[int, int | None]:
+        """(layer index in [0, layers), head index or None for the mean) for a model of
+        ``layers`` x ``heads`` matrices; a selection outside it is a UsageError."""
+        if not -layers <= self.layer < layers:
+            raise UsageError(
+                f"layer {self.layer} is outside the model's {layers} decoder layer"
+                f"{'s' if layers != 1 else ''} (0 to {layers - 1}, or -{layers} to -1)"
+            )
+        if self.is_mean:
+            return self.layer % layers, None
+        if not self.head < heads:  # type: ignore[operator]
+            raise UsageError(
+                f"head {self.head} is outside the model's {heads} head"
+                f"{'s' if heads != 1 else ''} per layer (0 to {heads - 1})"
+            )
+        return self.layer % layers, int(self.head)  # type: ignore[arg-type]
+
+    def describe(self, layers: int, heads: int) -> str:
+        """The view in words, e.g. ``layer 6/6, mean of 8 heads`` (layers counted from 1)."""
+        layer, head = self.resolve(layers, heads)
+        where = f"layer {layer + 1}/{layers}"
+        if head is None:
+            return f"{where}, mean of {heads} heads" if heads > 1 else where
+        return f"{where}, head {head + 1}/{heads}"
+
+
+DEFAULT_VIEW = HeadSelection()

@@ -27,7 +27,7 @@ from attnviz.errors import AttnvizError, InputError, OutputError, TokenizerError
 if TYPE_CHECKING:
     import torch
 
-    from attnviz.model import ModelConfig, Seq2Seq
+    from attnviz.families.rnn.model import RNNConfig, RNNModel
 
 SPM_TYPES = ("unigram", "bpe")
 RNN_TYPES = ("gru", "lstm")
@@ -168,10 +168,10 @@ class ModelSpec:
     def decoder_size(self) -> int:
         return self.decoder_hidden_size or self.encoder_output_size
 
-    def model_config(self, src_vocab_size: int, tgt_vocab_size: int) -> ModelConfig:
-        from attnviz.model import ModelConfig
+    def model_config(self, src_vocab_size: int, tgt_vocab_size: int) -> RNNConfig:
+        from attnviz.families.rnn.model import RNNConfig
 
-        return ModelConfig(
+        return RNNConfig(
             src_vocab_size=src_vocab_size,
             tgt_vocab_size=tgt_vocab_size,
             embedding_size=self.embedding_size,
@@ -469,7 +469,7 @@ class Trainer:
             raise UsageError(f"config must be a TrainConfig, not {type(self.config).__name__}")
         check_model_size(self.spec, self.config)
         self.device = resolve_device(device)
-        self.model: Seq2Seq | None = None
+        self.model: RNNModel | None = None
         self.best_valid_loss = math.inf
         self.best_step = 0
         self.history: list[dict[str, float]] = []
@@ -486,7 +486,7 @@ class Trainer:
         import torch
 
         from attnviz import __version__
-        from attnviz.model import Seq2Seq
+        from attnviz.families.rnn.model import RNNModel
 
         config = self.config
         train_pairs = _check_pairs(pairs, "pairs")
@@ -500,7 +500,7 @@ class Trainer:
         self.model_config = self.spec.model_config(
             self._src_spm.vocab_size, self._tgt_spm.vocab_size
         )
-        self.model = Seq2Seq(self.model_config).to(self.device)
+        self.model = RNNModel(self.model_config).to(self.device)
         self._train_data = self._encode(train_pairs)
         self._valid_data = self._encode(valid)
         if not self._train_data or not self._valid_data:
@@ -576,7 +576,7 @@ class Trainer:
 
     def _tensors(self, examples: list[Example]) -> tuple[torch.Tensor, ...]:
         """src [B, N], lengths [B], tgt_in [B, T] (<s> first), tgt_out [B, T] (</s> last)."""
-        from attnviz.model import pad_batch
+        from attnviz.families.base import pad_batch
 
         config, device = self.model_config, self.device
         src, lengths = pad_batch([s for s, _ in examples], config.pad_id, device)
@@ -584,7 +584,7 @@ class Trainer:
         tgt_out, _ = pad_batch([[*t, config.eos_id] for _, t in examples], config.pad_id, device)
         return src, lengths, tgt_in, tgt_out
 
-    def _require_model(self) -> Seq2Seq:
+    def _require_model(self) -> RNNModel:
         if self.model is None:
             raise UsageError("nothing to train yet: call prepare() with the sentence pairs first")
         return self.model

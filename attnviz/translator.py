@@ -23,8 +23,8 @@ from attnviz.decoding import (
 )
 from attnviz.device import resolve_device, torch_threads
 from attnviz.errors import InputError, UsageError
+from attnviz.families.base import pad_batch
 from attnviz.io import MAX_LINE_BYTES
-from attnviz.model import pad_batch
 from attnviz.options import DecodeOptions
 from attnviz.samples import resolve_model_path
 from attnviz.tokenizer import Tokenizer
@@ -366,13 +366,13 @@ class Translator:
     ) -> Alignment:
         eos = self.config.eos_id
         body = [t for t in hyp.tokens if t != eos]
-        alignment = Alignment(
+        alignment = Alignment.from_stack(
+            np.moveaxis(hyp.weights, 0, 2),  # [T, L, H, S] -> [L, H, T, S]
+            np.moveaxis(hyp.scores, 0, 2),
             source=source,
             translation=self.tgt_tokenizer.decode(body),
             src_tokens=self._source_tokens(source, source_ids),
             tgt_tokens=self._pieces(self.tgt_tokenizer, hyp.tokens),
-            weights=hyp.weights,
-            scores=hyp.scores,
             token_logprobs=hyp.token_logprobs,
             score=float(hyp.score),
             rank=hyp.rank,

@@ -95,7 +95,7 @@ def _decode_timer(model: str, device: str, count: int):
     import torch
 
     from attnviz.decoding import beam_decode, greedy_decode
-    from attnviz.model import pad_batch
+    from attnviz.families.base import pad_batch
     from attnviz.translator import load_model
 
     translator = load_model(model, device=device)

@@ -29,11 +29,11 @@ def synthetic_opennmt_checkpoint(path: Path, vocab: int = 16000, hidden: int = 5
 
     import torch
 
-    from attnviz.model import ModelConfig, Seq2Seq
+    from attnviz.families.rnn.model import RNNConfig, RNNModel
 
     with torch.serialization.safe_globals([argparse_module.Namespace]):
         template = torch.load(FIXTURES / "mlp-lstm-brnn.pt", weights_only=True)
-    config = ModelConfig(
+    config = RNNConfig(
         src_vocab_size=vocab,
         tgt_vocab_size=vocab,
         embedding_size=256,
@@ -54,7 +54,7 @@ def synthetic_opennmt_checkpoint(path: Path, vocab: int = 16000, hidden: int = 5
         eos_id=3,
     )
     torch.manual_seed(0)
-    ours = Seq2Seq(config).state_dict()
+    ours = RNNModel(config).state_dict()
     theirs = {
         "encoder.embeddings.make_embedding.emb_luts.0.weight": ours["encoder.embedding.weight"],
         "decoder.embeddings.make_embedding.emb_luts.0.weight": ours["decoder.embedding.weight"],

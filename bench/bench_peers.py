@@ -355,7 +355,7 @@ DECODE_ONLY = r"""
 import sys, time, torch
 torch.set_num_threads(1)
 from attnviz.decoding import beam_decode, greedy_decode
-from attnviz.model import pad_batch
+from attnviz.families.base import pad_batch
 from attnviz.options import DecodeOptions
 from attnviz.translator import load_model
 model_path, input_path, beam, batch_size = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]

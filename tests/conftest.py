@@ -38,11 +38,11 @@ def make_checkpoint(spm_models, attention: str = "additive", rnn: str = "gru", s
     import torch
 
     from attnviz.checkpoint import Checkpoint
-    from attnviz.model import ModelConfig, Seq2Seq
+    from attnviz.families.rnn.model import RNNConfig, RNNModel
     from attnviz.tokenizer import sentencepiece_spec
 
     torch.manual_seed(seed)
-    config = ModelConfig(
+    config = RNNConfig(
         src_vocab_size=SRC_VOCAB,
         tgt_vocab_size=TGT_VOCAB,
         embedding_size=16,
@@ -53,7 +53,7 @@ def make_checkpoint(spm_models, attention: str = "additive", rnn: str = "gru", s
         rnn=rnn,
         dropout=0.0,
     )
-    model = Seq2Seq(config)
+    model = RNNModel(config)
     return Checkpoint(
         config=config,
         state_dict=model.state_dict(),

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from attnviz.decoding import Hypothesis, SearchRules
-from attnviz.decoding.rules import _restrict
-from attnviz.model import Seq2Seq
+from attnviz.decoding.rules import restrict
+from attnviz.families.rnn.model import RNNModel
 
 
 @dataclass
@@ -49,7 +49,7 @@ class _Alive:
 
 
 def reference_beam_joeynmt(
-    model: Seq2Seq,
+    model: RNNModel,
     src: torch.Tensor,
     lengths: torch.Tensor,
     k: int,
@@ -98,7 +98,7 @@ def reference_beam_joeynmt(
         logits, state, weights, scores = model.decoder.step(prev, state, keys, projected, mask)
         logprobs = torch.log_softmax(logits.float(), dim=-1)  # [b*K, V]
         vocab = logprobs.size(-1)
-        totals = _restrict(logprobs, rules, step, eos) + beam_logprobs.view(-1, 1)  # [b*K, V]
+        totals = restrict(logprobs, rules, step, eos) + beam_logprobs.view(-1, 1)  # [b*K, V]
         if length_penalty > 0:
             penalty = ((5.0 + (step + 1)) / 6.0) ** length_penalty
             top_scores, top_index = (totals / penalty).view(remaining, k * vocab).topk(k, dim=-1)
@@ -136,8 +136,8 @@ def reference_beam_joeynmt(
                             (
                                 float(top_scores[i, j]),
                                 hyp.tolist(),
-                                alive.weights[row, :, :length].float().cpu().numpy(),
-                                alive.scores[row, :, :length].float().cpu().numpy(),
+                                alive.weights[row, :, None, None, :length].float().cpu().numpy(),
+                                alive.scores[row, :, None, None, :length].float().cpu().numpy(),
                                 alive.logprobs[row].float().cpu().numpy(),
                             )
                         )

@@ -8,14 +8,14 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from attnviz.attention import (
+from attnviz.errors import ConfigError
+from attnviz.families.rnn.attention import (
     SCORERS,
     AdditiveAttention,
     DotAttention,
     GeneralAttention,
     build_attention,
 )
-from attnviz.errors import ConfigError
 
 
 def softmax(values):

@@ -417,20 +417,20 @@ BAD_CONFIGS = [
 
 @pytest.mark.parametrize(("change", "fragment"), BAD_CONFIGS, ids=[str(c) for c, _ in BAD_CONFIGS])
 def test_bad_config_types_and_ranges(tmp_path, spm_models, monkeypatch, change, fragment):
-    from attnviz import model as model_module
+    from attnviz.families.rnn import model as model_module
 
     payload = _payload(make_checkpoint(spm_models))
     payload["config"].update(change)
     path = tmp_path / "cfg.pt"
     torch.save(payload, path)
     built = []
-    real_init = model_module.Seq2Seq.__init__
+    real_init = model_module.RNNModel.__init__
 
     def recording_init(self, config):
         built.append(torch.empty(0).device.type)  # "meta" inside the shape computation
         real_init(self, config)
 
-    monkeypatch.setattr(model_module.Seq2Seq, "__init__", recording_init)
+    monkeypatch.setattr(model_module.RNNModel, "__init__", recording_init)
     message = _load_error(path)
     assert "bad model config" in message
     assert fragment in message
@@ -441,20 +441,20 @@ def test_huge_config_over_small_weights_is_refused_before_building(
     tmp_path, spm_models, monkeypatch
 ):
     """hidden_size 8000 over the weights of a tiny model: refused from shapes alone."""
-    from attnviz import model as model_module
+    from attnviz.families.rnn import model as model_module
 
     payload = _payload(make_checkpoint(spm_models))
     payload["config"].update(hidden_size=8000, decoder_hidden_size=8000, attention_size=8000)
     path = tmp_path / "huge.pt"
     torch.save(payload, path)
     devices = []
-    real_init = model_module.Seq2Seq.__init__
+    real_init = model_module.RNNModel.__init__
 
     def recording_init(self, config):
         devices.append(torch.empty(0).device.type)
         real_init(self, config)
 
-    monkeypatch.setattr(model_module.Seq2Seq, "__init__", recording_init)
+    monkeypatch.setattr(model_module.RNNModel, "__init__", recording_init)
     message = _load_error(path)
     assert "shape mismatch for encoder.rnn.weight_ih_l0" in message
     assert "config expects [24000, 16]" in message
@@ -466,10 +466,10 @@ def test_huge_config_over_small_weights_is_refused_before_building(
 @pytest.mark.parametrize("bidirectional", [True, False])
 @pytest.mark.parametrize("layers", [1, 3])
 def test_expected_shapes_match_a_built_network(rnn, attention, bidirectional, layers):
-    from attnviz.model import ModelConfig, Seq2Seq
+    from attnviz.families.rnn.model import RNNConfig, RNNModel
 
     hidden = 7
-    config = ModelConfig(
+    config = RNNConfig(
         src_vocab_size=11,
         tgt_vocab_size=13,
         embedding_size=5,
@@ -485,7 +485,7 @@ def test_expected_shapes_match_a_built_network(rnn, attention, bidirectional, la
         attn_out_bias=layers == 1,
         dropout=0.0,
     )
-    built = {name: tuple(t.shape) for name, t in Seq2Seq(config).state_dict().items()}
+    built = {name: tuple(t.shape) for name, t in RNNModel(config).state_dict().items()}
     assert list(config.expected_shapes().items()) == list(built.items())
 
 

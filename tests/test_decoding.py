@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from attnviz.decoding import max_output_length
-from attnviz.model import pad_batch
+from attnviz.families.base import pad_batch
 
 SENTENCES = [
     "the boy ate an apple .",

@@ -23,7 +23,7 @@ from attnviz.alignment import Alignment, SentenceError
 from attnviz.checkpoint import build_model, load_checkpoint
 from attnviz.cli import app
 from attnviz.errors import AttnvizError, CheckpointError
-from attnviz.model import ModelConfig
+from attnviz.families.rnn.model import RNNConfig
 
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 CLI = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -150,7 +150,7 @@ CONFIG_VALUE = st.one_of(
     st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
 )
 CONFIG_KEY = st.one_of(
-    st.sampled_from([field.name for field in dataclasses.fields(ModelConfig)]),
+    st.sampled_from([field.name for field in dataclasses.fields(RNNConfig)]),
     st.text(max_size=6),
     st.integers(min_value=-5, max_value=5),
 )

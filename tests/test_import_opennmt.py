@@ -89,8 +89,9 @@ def test_teacher_forced_attention_and_logprobs_match(name, dtype):
     for i, (hyp,) in enumerate(hyps):
         attention = model.arrays[f"tf/{i}/attention"]
         logprobs = model.arrays[f"tf/{i}/logprobs"]
-        assert hyp.weights.shape == attention.shape == (len(tgt_ids[i]) + 1, len(src_ids[i]))
-        worst_attention = max(worst_attention, float(np.abs(hyp.weights - attention).max()))
+        weights = hyp.weights[:, 0, 0]  # [T, L, H, S] -> [T, S]
+        assert weights.shape == attention.shape == (len(tgt_ids[i]) + 1, len(src_ids[i]))
+        worst_attention = max(worst_attention, float(np.abs(weights - attention).max()))
         worst_logprob = max(worst_logprob, float(np.abs(hyp.token_logprobs - logprobs).max()))
     assert worst_attention <= TOLERANCE
     assert worst_logprob <= TOLERANCE
@@ -169,8 +170,8 @@ def test_search_attention_matches(name):
         pairs += [(hyp, f"nbest/{i}/{rank}") for rank, hyp in enumerate(nbest)]
     for hyp, key in pairs:
         expected = model.arrays[key]
-        assert hyp.weights.shape == expected.shape, key
-        assert np.abs(hyp.weights - expected).max() <= TOLERANCE, key
+        assert hyp.weights.shape == (*expected.shape[:1], 1, 1, *expected.shape[1:]), key
+        assert np.abs(hyp.weights[:, 0, 0] - expected).max() <= TOLERANCE, key
         compared += 1
     assert compared == 20 * 2 + 10 * 5
 
@@ -403,25 +404,25 @@ def test_search_rules_follow_onmt_translate_length_limits():
 
 def test_decoder_init_needs_matching_sides():
     from attnviz.errors import ConfigError
-    from attnviz.model import ModelConfig
+    from attnviz.families.rnn.model import RNNConfig
 
     base = {"src_vocab_size": 9, "tgt_vocab_size": 9, "hidden_size": 4, "bidirectional": True}
-    ModelConfig(**base, decoder_hidden_size=8, decoder_init="encoder_final")
+    RNNConfig(**base, decoder_hidden_size=8, decoder_init="encoder_final")
     with pytest.raises(ConfigError, match="decoder_hidden_size"):
-        ModelConfig(**base, decoder_hidden_size=6, decoder_init="grouped_relu_bridge")
+        RNNConfig(**base, decoder_hidden_size=6, decoder_init="grouped_relu_bridge")
     with pytest.raises(ConfigError, match="as many decoder layers"):
-        ModelConfig(**base, decoder_hidden_size=8, decoder_layers=2, decoder_init="encoder_final")
+        RNNConfig(**base, decoder_hidden_size=8, decoder_layers=2, decoder_init="encoder_final")
     with pytest.raises(
         ConfigError, match=r"valid: tanh_bridge, .*encoder_final, grouped_relu_bridge"
     ):
-        ModelConfig(**base, decoder_init="zeros?")
+        RNNConfig(**base, decoder_init="zeros?")
 
 
 def test_grouped_relu_bridge_reads_states_in_layer_groups():
     """Two layers, two directions: rows [l0 fwd, l0 bwd] and [l1 fwd, l1 bwd], then per layer."""
-    from attnviz.model import Bridge, ModelConfig
+    from attnviz.families.rnn.model import Bridge, RNNConfig
 
-    config = ModelConfig(
+    config = RNNConfig(
         src_vocab_size=9,
         tgt_vocab_size=9,
         rnn="gru",
@@ -723,7 +724,7 @@ def test_readme_commands_for_opennmt_py_run_as_written(tmp_path, monkeypatch):
     assert (tmp_path / "my-model.pt").is_file()
 
 
-def test_version_2_checkpoints_still_load_and_new_files_are_version_3(tmp_path, checkpoint_path):
+def test_version_2_checkpoints_still_load_and_new_files_are_version_4(tmp_path, checkpoint_path):
     from attnviz.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
 
     payload = torch.load(checkpoint_path, weights_only=True)
@@ -735,9 +736,11 @@ def test_version_2_checkpoints_still_load_and_new_files_are_version_3(tmp_path, 
     checkpoint = load_checkpoint(old)
     assert checkpoint.config.decoder_init == "tanh_bridge"
     assert checkpoint.config.attn_query_bias is False
-    saved = save_checkpoint(checkpoint, tmp_path / "v3.pt")
-    assert FORMAT_VERSION == 3
-    assert torch.load(saved, weights_only=True)["format_version"] == 3
+    assert checkpoint.family == "rnn"
+    saved = save_checkpoint(checkpoint, tmp_path / "v4.pt")
+    assert FORMAT_VERSION == 4
+    written = torch.load(saved, weights_only=True)
+    assert (written["format_version"], written["family"]) == (4, "rnn")
 
 
 # -- both toolkits through the same doors ---------------------------------------------------

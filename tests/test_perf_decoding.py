@@ -20,15 +20,16 @@ from attnviz.decoding import (  # noqa: E402
     normalized_score,
 )
 from attnviz.decoding import batch as decoding_batch  # noqa: E402
-from attnviz.decoding import step as decoding_step  # noqa: E402
-from attnviz.decoding.rules import _length_limits  # noqa: E402
-from attnviz.decoding.step import _FastStep, _PlainStep, _step_function  # noqa: E402
-from attnviz.model import DecoderState, ModelConfig, Seq2Seq, pad_batch  # noqa: E402
+from attnviz.decoding.rules import length_limits  # noqa: E402
+from attnviz.families.base import pad_batch  # noqa: E402
+from attnviz.families.rnn import step as decoding_step  # noqa: E402
+from attnviz.families.rnn.model import DecoderState, RNNConfig, RNNModel  # noqa: E402
+from attnviz.families.rnn.step import FastStep, PlainStep, step_function  # noqa: E402
 
 VOCAB = 17
 
 
-def make_model(seed: int = 0, dtype=None, **overrides) -> Seq2Seq:
+def make_model(seed: int = 0, dtype=None, **overrides) -> RNNModel:
     torch.manual_seed(seed)
     values = dict(
         src_vocab_size=VOCAB,
@@ -44,7 +45,7 @@ def make_model(seed: int = 0, dtype=None, **overrides) -> Seq2Seq:
         values["decoder_hidden_size"] = values["hidden_size"] * (
             2 if values.get("bidirectional", True) else 1
         )
-    model = Seq2Seq(ModelConfig(**values)).to(dtype or torch.float64).eval()
+    model = RNNModel(RNNConfig(**values)).to(dtype or torch.float64).eval()
     with torch.no_grad():  # sharper distributions than the default init: EOS comes sooner
         model.decoder.output.weight.mul_(6.0)
     return model
@@ -92,14 +93,18 @@ def test_fast_step_equals_decoder_step(overrides, precision):
     src, lengths = sources(5)
     with torch.inference_mode():
         keys, projected, mask, state = model.encode(src, lengths)
-        fast = _FastStep(model)
+        fast = FastStep(model)
+        memory, _ = fast.start(src, lengths)
         prev = torch.tensor([2, 5, 7, 3, 9])
         slow_state = fast_state = state
         for _ in range(3):
             slow = model.decoder.step(prev, slow_state, keys, projected, mask)
-            quick = fast(prev, fast_state, keys, fast.prepare_keys(projected), ~mask)
-            for index in (0, 2, 3):  # logits, weights, scores
-                torch.testing.assert_close(quick[index], slow[index], rtol=0, atol=tolerance)
+            quick = fast(prev, fast_state, memory)
+            for index in (0, 2, 3):  # logits, weights [R, 1, 1, N], scores
+                assert quick[index].shape[1:-1] == ((1, 1) if index else ())
+                torch.testing.assert_close(
+                    quick[index].flatten(1), slow[index], rtol=0, atol=tolerance
+                )
             slow_rnn, fast_rnn = slow[1].rnn, quick[1].rnn
             for a, b in zip(
                 slow_rnn if isinstance(slow_rnn, tuple) else (slow_rnn,),
@@ -128,22 +133,23 @@ def test_fast_step_shares_keys_among_the_beams_of_a_sentence(attention, precisio
         keys, projected, mask, state = model.encode(src, lengths)
         expand = torch.arange(4).repeat_interleave(k)
         state = state.index_select(expand)
-        fast = _FastStep(model)
+        fast = FastStep(model)
         prev = torch.arange(4, 4 + 4 * k)
         slow = model.decoder.step(prev, state, keys[expand], projected[expand], mask[expand])
-        quick = fast(prev, state, keys, fast.prepare_keys(projected), ~mask)
-        for index in (0, 2, 3):  # logits, weights, scores
-            assert quick[index].shape == slow[index].shape
-            torch.testing.assert_close(quick[index], slow[index], rtol=0, atol=tolerance)
+        memory, _ = fast.start(src, lengths)
+        quick = fast(prev, state, memory)
+        for index in (0, 2, 3):  # logits, weights [R, 1, 1, N], scores
+            assert quick[index].flatten(1).shape == slow[index].shape
+            torch.testing.assert_close(quick[index].flatten(1), slow[index], rtol=0, atol=tolerance)
 
 
 def test_fast_step_is_rebuilt_when_weights_change():
     model = make_model()
-    first = _step_function(model)
-    assert _step_function(model) is first
+    first = step_function(model)
+    assert step_function(model) is first
     with torch.no_grad():
         model.decoder.embedding.weight.add_(1.0)
-    second = _step_function(model)
+    second = step_function(model)
     assert second is not first
     expected = torch.nn.functional.linear(
         model.decoder.embedding.weight,
@@ -155,16 +161,16 @@ def test_fast_step_is_rebuilt_when_weights_change():
 
 def test_models_in_training_mode_or_with_unknown_options_use_the_plain_step(monkeypatch):
     model = make_model(dropout=0.3)
-    assert isinstance(_step_function(model), _FastStep)
+    assert isinstance(step_function(model), FastStep)
     model.train()
-    assert not isinstance(_step_function(model), _FastStep)
+    assert not isinstance(step_function(model), FastStep)
     model.eval()
     monkeypatch.setattr(
         decoding_step, "_FAST_FIELDS", decoding_step._FAST_FIELDS - {"attn_out_tanh"}
     )
-    assert isinstance(_step_function(model), _FastStep)  # the default value is fine
+    assert isinstance(step_function(model), FastStep)  # the default value is fine
     model = make_model(attn_out_tanh=False)
-    assert not isinstance(_step_function(model), _FastStep)
+    assert not isinstance(step_function(model), FastStep)
 
 
 # -- beam search against a sentence-by-sentence reference ------------------------------------
@@ -254,7 +260,8 @@ def assert_like_reference(fast, slow, count):
         assert [h.rank for h in got] == list(range(len(want)))
         for hyp, (score, _, _, rows, lps, tops) in zip(got, want, strict=True):
             assert hyp.score == pytest.approx(score, abs=1e-6)
-            np.testing.assert_allclose(hyp.weights, np.stack(rows), rtol=0, atol=1e-6)
+            assert hyp.weights.shape[1:3] == (1, 1)  # [T, L, H, S]
+            np.testing.assert_allclose(hyp.weights[:, 0, 0], np.stack(rows), rtol=0, atol=1e-6)
             np.testing.assert_allclose(hyp.token_logprobs, lps, rtol=0, atol=1e-6)
             if tops and tops[0]:
                 assert hyp.topk_ids.tolist() == tops
@@ -323,8 +330,8 @@ def test_plain_step_gives_the_same_hypotheses(monkeypatch, beam):
     model = make_model(seed=11, attention="general")
     src, lengths = sources(6, seed=12)
     fast = beam_decode(model, src, lengths, beam_size=beam, nbest=beam)
-    monkeypatch.setattr(decoding_step, "_fast_step_applies", lambda model: False)
-    assert isinstance(_step_function(model), _PlainStep)
+    monkeypatch.setattr(decoding_step, "fast_step_applies", lambda model: False)
+    assert isinstance(step_function(model), PlainStep)
     plain = beam_decode(model, src, lengths, beam_size=beam, nbest=beam)
     count = 0
     for a_group, b_group in zip(fast, plain, strict=True):
@@ -394,8 +401,8 @@ def test_one_read_back_per_step(monkeypatch, beam):
     src, lengths = sources(9, seed=14)
     monkeypatch.setattr(decoding_batch, "COMPACT_SHARE", 2.0)  # dropping rows reads their indices
     steps = {"n": 0}
-    assert isinstance(_step_function(model), _FastStep)
-    real_step = _FastStep.__call__
+    assert isinstance(step_function(model), FastStep)
+    real_step = FastStep.__call__
 
     def counting_step(self, *args):
         steps["n"] += 1
@@ -410,7 +417,7 @@ def test_one_read_back_per_step(monkeypatch, beam):
             return real(self, *args, **kwargs)
 
         monkeypatch.setattr(torch.Tensor, name, counting)
-    monkeypatch.setattr(_FastStep, "__call__", counting_step)
+    monkeypatch.setattr(FastStep, "__call__", counting_step)
     seen = []
     for max_length in (3, 12):
         steps["n"] = reads["n"] = 0
@@ -441,7 +448,7 @@ def test_joeynmt_beam_equals_its_first_version(rnn, alpha, k, nbest):
     fast = beam_decode(
         model, src, lengths, beam_size=k, nbest=nbest, rules=rules, length_penalty=alpha
     )
-    limits = _length_limits(lengths, None, rules)
+    limits = length_limits(lengths, None, rules)
     with torch.inference_mode():
         slow = reference_beam_joeynmt(model, src, lengths, k, nbest, limits, alpha, rules)
     count = 0

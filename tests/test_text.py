@@ -117,7 +117,7 @@ def hostile_checkpoint(hostile_dir, spm_models):
     import torch
 
     from attnviz.checkpoint import Checkpoint, save_checkpoint
-    from attnviz.model import ModelConfig, Seq2Seq
+    from attnviz.families.rnn.model import RNNConfig, RNNModel
     from attnviz.tokenizer import sentencepiece_spec
 
     stream = bytes_io.BytesIO()
@@ -139,7 +139,7 @@ def hostile_checkpoint(hostile_dir, spm_models):
     target = stream.getvalue()
     target_size = spm.SentencePieceProcessor(model_proto=target).vocab_size()
     torch.manual_seed(0)
-    config = ModelConfig(
+    config = RNNConfig(
         src_vocab_size=40,
         tgt_vocab_size=target_size,
         embedding_size=8,
@@ -151,7 +151,7 @@ def hostile_checkpoint(hostile_dir, spm_models):
     save_checkpoint(
         Checkpoint(
             config=config,
-            state_dict=Seq2Seq(config).state_dict(),
+            state_dict=RNNModel(config).state_dict(),
             src_tokenizer=sentencepiece_spec(spm_models[0]),
             tgt_tokenizer=sentencepiece_spec(target),
             metadata={

@@ -222,7 +222,7 @@ def test_trainer_refuses_options_of_the_wrong_type(spec, config):
 @pytest.mark.parametrize("rnn", ["gru", "lstm"])
 @pytest.mark.parametrize(("bidirectional", "layers"), [(True, 1), (False, 2), (True, 3)])
 def test_parameter_count_is_exact_without_building(attention, rnn, bidirectional, layers):
-    from attnviz.model import Seq2Seq
+    from attnviz.families.rnn.model import RNNModel
 
     decoder = None if attention == "dot" else 11
     spec = ModelSpec(
@@ -235,7 +235,7 @@ def test_parameter_count_is_exact_without_building(attention, rnn, bidirectional
         layers=layers,
         bidirectional=bidirectional,
     )
-    model = Seq2Seq(spec.model_config(13, 17))
+    model = RNNModel(spec.model_config(13, 17))
     assert spec.parameter_count(13, 17) == model.parameter_count()
 
 

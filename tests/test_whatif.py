@@ -12,7 +12,7 @@ SENTENCES = ["the boy ate an apple .", "did the cat sleep ?", "a dog runs in the
 
 
 def batch(translator, sentences=SENTENCES):
-    from attnviz.model import pad_batch
+    from attnviz.families.base import pad_batch
 
     ids = [translator.encode_source(s) for s in sentences]
     return pad_batch(ids, translator.config.pad_id, translator.device)

@@ -1,8 +1,10 @@
 """Batched greedy, beam and forced decoding that keep every hypothesis's attention.
 
-Inputs are padded id tensors ``src [B, N]`` with ``lengths [B]``. Each function returns, per
-sentence, a list of :class:`Hypothesis` (best first) whose ``weights``/``scores`` are
-``[T, length]``: one row per emitted target token, real source positions only.
+Written once against the family protocol (:mod:`attnviz.families.base`): any model family's
+network decodes here. Inputs are padded id tensors ``src [B, N]`` with ``lengths [B]``. Each
+function returns, per sentence, a list of :class:`Hypothesis` (best first) whose
+``weights``/``scores`` are ``[T, L, H, length]``: one row per emitted target token, the
+cross-attention of every layer and head, real source positions only.
 
 A sentence's result never depends on the other sentences of its batch: the encoder packs
 padding away, attention masks it, and the output length limit is per sentence.
@@ -15,8 +17,8 @@ done), sentences that are done leave the batch, and everything recorded goes to 
 once, after the last step.
 
 Modules: ``rules`` (SearchRules, length limits, allowed tokens, scores), ``hypothesis`` (the
-result type), ``cells`` and ``step`` (the decoder step for inference), ``batch`` (what the
-loops share: start, rows still decoding, per-step record), ``greedy``, ``beam`` (with
+result type), ``batch`` (what the loops share: start, rows still decoding, per-step
+record), ``greedy``, ``beam`` (with
 ``beam_record``, rebuilding hypotheses from back-pointers), ``joeynmt_beam`` and ``forced``.
 """
 

@@ -1,81 +1,79 @@
 """What the decoding loops share: the start (encoder, step function, first state), the rows
 still decoding and dropping the finished ones, and the per-step record of greedy and forced
-decoding."""
+decoding. Written against the family protocol (:mod:`attnviz.families.base`)."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from attnviz.decoding.step import _FastStep, _PlainStep, _step_function
-from attnviz.model import DecoderState, Seq2Seq, pad_batch
+from attnviz.families.base import pad_batch
+
+if TYPE_CHECKING:
+    from attnviz.families.base import DecoderState, Memory, Seq2SeqModel, Step
 
 #: Drop finished rows from the batch once at least this share of them is done.
 COMPACT_SHARE = 0.25
 
 
-def _worth_dropping(done: int, rows: int) -> bool:
+def worth_dropping(done: int, rows: int) -> bool:
     """Whether to drop the ``done`` finished rows (or row groups) out of ``rows``."""
     return done >= COMPACT_SHARE * rows
 
 
-class _Rows:
+class Rows:
     """The sentences still decoding and what each step reads of them, one group per sentence
-    (one row in greedy decoding, the K beams of beam search): the encoder's keys, the output
+    (one row in greedy decoding, the K beams of beam search): the encoder's memory, the output
     length limits and the forced prefixes.
 
-    ``keys [G, N, H]``, ``projected`` (keys for the scorer) ``[G, N, *]`` and ``padding [G, N]``
-    (True at padding) have one row per group, or one per beam where the step does not group
-    them; ``sentences [G]``: each group's sentence in the batch; ``limits [G]``: most target
+    ``memory`` has one row per group, or one per beam where the step does not group them;
+    ``sentences [G]``: each group's sentence in the batch; ``limits [G]``: most target
     tokens; ``forced [G, P]`` and ``forced_lengths [G]``: prefix ids (None: no prefixes).
     """
 
-    __slots__ = ("forced", "forced_lengths", "keys", "limits", "padding", "projected", "sentences")
+    __slots__ = ("forced", "forced_lengths", "limits", "memory", "sentences")
 
     def __init__(
         self,
-        keys: torch.Tensor,
-        projected: torch.Tensor,
-        padding: torch.Tensor,
+        memory: Memory,
         sentences: torch.Tensor,
         limits: torch.Tensor | None,
         forced: torch.Tensor | None,
         forced_lengths: torch.Tensor | None,
     ) -> None:
-        self.keys, self.projected, self.padding = keys, projected, padding
+        self.memory = memory
         self.sentences, self.limits = sentences, limits
         self.forced, self.forced_lengths = forced, forced_lengths
 
-    def keep(self, going: torch.Tensor, key_rows: torch.Tensor) -> None:
-        """Keep the groups ``going [G']`` only; ``key_rows`` picks the rows of the keys."""
+    def keep(self, going: torch.Tensor, memory_rows: torch.Tensor) -> None:
+        """Keep the groups ``going [G']`` only; ``memory_rows`` picks the rows of the memory."""
         self.sentences, self.limits = self.sentences[going], self.limits[going]
         if self.forced is not None:
             self.forced, self.forced_lengths = self.forced[going], self.forced_lengths[going]
-        self.keys, self.projected = self.keys[key_rows], self.projected[key_rows]
-        self.padding = self.padding[key_rows]
+        self.memory = self.memory.select(memory_rows)
 
 
-def _start(
-    model: Seq2Seq,
+def start(
+    model: Seq2SeqModel,
     src: torch.Tensor,
     lengths: torch.Tensor,
     limits: list[int] | None = None,
     prefixes: list[list[int]] | None = None,
     beam_size: int | None = None,
-) -> tuple[_FastStep | _PlainStep, DecoderState, _Rows]:
+) -> tuple[Step, DecoderState, Rows]:
     """Encode ``src [B, N]``: the step function, the decoder's first state and the rows.
 
     With ``beam_size`` K the state has K rows per sentence, the first beam of sentence b at
-    row b * K (and so have the keys where the step does not group them).
+    row b * K (and so has the memory where the step does not group them).
     """
-    step = _step_function(model)
-    keys, projected, mask, state = model.encode(src, lengths)
-    projected = step.prepare_keys(projected)
-    padding = ~mask
+    step = model.inference_step()
+    memory, state = step.start(src, lengths)
     if beam_size is not None:
         expand = torch.arange(src.size(0), device=src.device).repeat_interleave(beam_size)  # [B*K]
-        if not step.grouped:  # one key row per beam
-            keys, projected, padding = keys[expand], projected[expand], padding[expand]
+        if not step.grouped:  # one memory row per beam
+            memory = memory.select(expand)
         state = state.index_select(expand)
     device = src.device
     sentences = torch.arange(src.size(0), device=device)
@@ -84,11 +82,10 @@ def _start(
     if prefixes is not None:
         forced, forced_lengths = pad_batch(prefixes, model.config.pad_id, device)  # [B, P]
         forced_lengths = forced_lengths.to(device)
-    rows = _Rows(keys, projected, padding, sentences, limit_tensor, forced, forced_lengths)
-    return step, state, rows
+    return step, state, Rows(memory, sentences, limit_tensor, forced, forced_lengths)
 
 
-class _Recorder:
+class Recorder:
     """Per step, tensors of the rows that ran (all of them, in order, until the batch first
     shrinks); :meth:`stacked` puts them back in the full batch, ``[B, T, ...]``, once."""
 

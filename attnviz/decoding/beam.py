@@ -5,19 +5,19 @@ from __future__ import annotations
 
 import torch
 
-from attnviz.decoding.batch import _Rows, _start, _worth_dropping
-from attnviz.decoding.beam_record import _BeamRecord
+from attnviz.decoding.batch import Rows, start, worth_dropping
+from attnviz.decoding.beam_record import BeamRecord
 from attnviz.decoding.hypothesis import Hypothesis
-from attnviz.decoding.joeynmt_beam import _beam_decode_joeynmt
+from attnviz.decoding.joeynmt_beam import beam_decode_joeynmt
 from attnviz.decoding.rules import (
     ATTNVIZ_RULES,
     SearchRules,
-    _check_prefixes,
-    _length_limits,
-    _restrict,
+    check_prefixes,
+    length_limits,
+    restrict,
 )
 from attnviz.errors import UsageError
-from attnviz.model import Seq2Seq
+from attnviz.families.base import Seq2SeqModel
 from attnviz.options import DEFAULT_LENGTH_PENALTY
 
 #: A step's best candidates of each sentence, best first, each [R, C]: total log-prob, parent
@@ -27,7 +27,7 @@ _Candidates = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
 @torch.inference_mode()
 def beam_decode(
-    model: Seq2Seq,
+    model: Seq2SeqModel,
     src: torch.Tensor,
     lengths: torch.Tensor,
     *,
@@ -52,15 +52,15 @@ def beam_decode(
     """
     if not 1 <= nbest <= beam_size:  # DecodeOptions checks this for users
         raise ValueError(f"need 1 <= nbest ({nbest}) <= beam_size ({beam_size})")
-    _check_prefixes(prefixes, src.size(0))
-    limits = _length_limits(lengths, max_length, rules, prefixes)
+    check_prefixes(prefixes, src.size(0))
+    limits = length_limits(lengths, max_length, rules, prefixes)
     if rules.beam_stop == "all_slots_ended":
         if prefixes is not None or topk:
             raise UsageError(
                 "a target prefix or top-k needs attnviz's beam search; this model searches "
                 "as its toolkit does: use greedy decoding (beam 1) for them"
             )
-        return _beam_decode_joeynmt(
+        return beam_decode_joeynmt(
             model, src, lengths, beam_size, nbest, limits, length_penalty, rules
         )
     record = _search(model, src, lengths, beam_size, nbest, limits, rules, prefixes, topk)
@@ -68,7 +68,7 @@ def beam_decode(
 
 
 def _search(
-    model: Seq2Seq,
+    model: Seq2SeqModel,
     src: torch.Tensor,
     lengths: torch.Tensor,
     k: int,
@@ -77,7 +77,7 @@ def _search(
     rules: SearchRules,
     prefixes: list[list[int]] | None,
     topk: int,
-) -> _BeamRecord:
+) -> BeamRecord:
     """The beam loop, K beams per sentence, rows ``[R*K]``; returns what it recorded."""
     config = model.config
     eos = config.eos_id
@@ -85,17 +85,17 @@ def _search(
     width = k if best_ended else 2 * k  # candidates read per step
     batch = src.size(0)
     device = src.device
-    step, state, rows = _start(model, src, lengths, limits, prefixes, beam_size=k)
+    step, state, rows = start(model, src, lengths, limits, prefixes, beam_size=k)
     cumulative = torch.full((batch, k), float("-inf"), device=device)  # [B, K]
     cumulative[:, 0] = 0.0  # only the first beam is alive at the start
     prev = torch.full((batch * k,), config.bos_id, dtype=torch.long, device=device)
     ended = torch.zeros(batch, dtype=torch.long, device=device)  # finished hypotheses so far
     beams = torch.arange(k, device=device)
-    record = _BeamRecord(k)
+    record = BeamRecord(k)
 
     for t in range(max(limits)):
         count = rows.sentences.numel()
-        logits, state, weights, scores = step(prev, state, rows.keys, rows.projected, rows.padding)
+        logits, state, weights, scores = step(prev, state, rows.memory)
         logprobs = torch.log_softmax(logits.float(), dim=-1)  # [R*K, V]
         top = _best_candidates(logprobs, cumulative, rules, t, eos, rows, width)
         at_limit = (rows.limits <= t + 1).unsqueeze(1)  # [R, 1]
@@ -118,7 +118,7 @@ def _search(
             break
         parents = (new_beam + torch.arange(count, device=device).unsqueeze(1) * k).view(-1)
         prev = new_token.view(-1)
-        if _worth_dropping(count - remaining, count):
+        if worth_dropping(count - remaining, count):
             going = (~done).nonzero().squeeze(1)  # [R']
             going_rows = (going.unsqueeze(1) * k + beams).view(-1)  # [R'*K]
             parents, prev = parents.view(count, k)[going].view(-1), prev[going_rows]
@@ -134,14 +134,14 @@ def _best_candidates(
     rules: SearchRules,
     t: int,
     eos: int,
-    rows: _Rows,
+    rows: Rows,
     width: int,
 ) -> _Candidates:
     """The ``width`` best extensions of each sentence's beams (``cumulative [R, K]`` totals,
     ``logprobs [R*K, V]`` of step ``t``) among the tokens the rules and prefixes allow."""
     count, k = cumulative.shape
     vocab = logprobs.size(-1)
-    candidates = cumulative.view(-1, 1) + _restrict(logprobs, rules, t, eos)  # [R*K, V]
+    candidates = cumulative.view(-1, 1) + restrict(logprobs, rules, t, eos)  # [R*K, V]
     forced = rows.forced
     if forced is not None and t < forced.size(1):
         candidates = _force_prefix(candidates.view(count, k, vocab), forced, rows.forced_lengths, t)

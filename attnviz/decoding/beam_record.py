@@ -9,10 +9,10 @@ import numpy as np
 import torch
 
 from attnviz.decoding.hypothesis import Hypothesis
-from attnviz.decoding.rules import SearchRules, _normalized_scores
+from attnviz.decoding.rules import SearchRules, normalized_scores
 
 
-class _BeamRecord:
+class BeamRecord:
     """What the beam loop keeps per step, on the device, to rebuild hypotheses at the end.
 
     Each step's rows are in that step's layout: one group of K rows per sentence still in the
@@ -22,7 +22,7 @@ class _BeamRecord:
     def __init__(self, k: int) -> None:
         self.k = k
         self.groups: list[torch.Tensor] = []  # per step: sentence of each row group [R]
-        self.weights: list[torch.Tensor] = []  # per step: [R*K, N], the rows that ran
+        self.weights: list[torch.Tensor] = []  # per step: [R*K, L, H, N], the rows that ran
         self.scores: list[torch.Tensor] = []
         self.beam: list[torch.Tensor] = []  # per step: parent beam of each next beam [R, K]
         self.token: list[torch.Tensor] = []  # token and log-prob that extended it [R, K]
@@ -40,7 +40,7 @@ class _BeamRecord:
         top: tuple[torch.Tensor, ...],
         alternatives: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> None:
-        """sentences [R]; attention: weights, scores [R*K, N]; choice: parent beam, token and
+        """sentences [R]; attention: weights, scores [R*K, L, H, N]; choice: parent beam, token and
         log-prob of each next beam [R, K]; kept [R, C]; top: candidates' (total, beam, token,
         log-prob) [R, C]; alternatives: the top-k (values, ids) of every row [R*K, k]."""
         self.groups.append(sentences)
@@ -70,9 +70,9 @@ class _BeamRecord:
         flat = [index for chosen in picked for index in chosen]  # the picked, sentence by sentence
         tokens, logprobs, rows = _backtrack(host, finished, flat, self.k, len(lengths))
         if flat:
-            weights, scores = host.weights[rows], host.scores[rows]  # [H, T, N]
+            weights, scores = host.weights[rows], host.scores[rows]  # [count, T, L, H, N]
         else:
-            weights = scores = np.zeros((0, 0, host.weights.shape[1]), np.float32)
+            weights = scores = np.zeros((0, 0, *host.weights.shape[1:]), np.float32)
         topk = host.alternatives is not None
         if topk:  # the top-k of the rows each hypothesis went through
             topk_logprobs, topk_ids = host.alternatives[0][rows], host.alternatives[1][rows]
@@ -86,8 +86,8 @@ class _BeamRecord:
                 hypotheses.append(
                     Hypothesis(
                         tokens=tokens[cursor, :size].tolist(),
-                        weights=weights[cursor, :size, :length],
-                        scores=scores[cursor, :size, :length],
+                        weights=weights[cursor, :size, ..., :length],
+                        scores=scores[cursor, :size, ..., :length],
                         token_logprobs=logprobs[cursor, :size],
                         score=float(finished.score[index]),
                         rank=rank,
@@ -112,7 +112,7 @@ class _BeamRecord:
             sizes=sizes,
             offsets=np.concatenate([[0], np.cumsum(sizes)]),
             groups=_to_numpy(torch.cat(self.groups)),
-            weights=_to_numpy(torch.cat(self.weights).float()),  # [sum R*K, N]
+            weights=_to_numpy(torch.cat(self.weights).float()),  # [sum R*K, L, H, N]
             scores=_to_numpy(torch.cat(self.scores).float()),
             beam=_to_numpy(torch.cat(self.beam)),  # [sum R, K]
             token=_to_numpy(torch.cat(self.token)),
@@ -124,14 +124,14 @@ class _BeamRecord:
 
 
 class _HostRecord(NamedTuple):
-    """A :class:`_BeamRecord` on the host; step t's rows are ``offsets[t]:offsets[t + 1]``
+    """A :class:`BeamRecord` on the host; step t's rows are ``offsets[t]:offsets[t + 1]``
     (row groups: ``* K`` for weights, scores and alternatives)."""
 
     sizes: list[int]  # per step: sentences in the batch, R
     offsets: np.ndarray  # [steps + 1]
     groups: np.ndarray  # [sum R] sentence of each row group
-    weights: np.ndarray  # [sum R*K, N]
-    scores: np.ndarray  # [sum R*K, N]
+    weights: np.ndarray  # [sum R*K, L, H, N]
+    scores: np.ndarray  # [sum R*K, L, H, N]
     beam: np.ndarray  # [sum R, K] parent beam of each next beam
     token: np.ndarray  # [sum R, K] the token that extended it
     logprob: np.ndarray  # [sum R, K] and its log-prob
@@ -163,7 +163,7 @@ def _finished(
     if final_scores:
         score = total.astype(np.float64)
     else:
-        score = _normalized_scores(total, step + 1, length_penalty, rules)
+        score = normalized_scores(total, step + 1, length_penalty, rules)
     return _Finished(
         sentence=host.groups[row],
         step=step,

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import torch
 
-from attnviz.decoding.batch import _Recorder, _start
-from attnviz.decoding.hypothesis import Hypothesis, _one_each
+from attnviz.decoding.batch import Recorder, start
+from attnviz.decoding.hypothesis import Hypothesis, one_each
 from attnviz.decoding.rules import ATTNVIZ_RULES, SearchRules
-from attnviz.model import Seq2Seq, pad_batch
+from attnviz.families.base import Seq2SeqModel, pad_batch
 from attnviz.options import DEFAULT_LENGTH_PENALTY
 
 
 @torch.inference_mode()
 def forced_decode(
-    model: Seq2Seq,
+    model: Seq2SeqModel,
     src: torch.Tensor,
     lengths: torch.Tensor,
     references: list[list[int]],
@@ -30,20 +30,20 @@ def forced_decode(
         raise ValueError(f"{len(references)} references for {batch} sentences")
     targets = [[*ref, config.eos_id] for ref in references]
     padded, _ = pad_batch(targets, config.pad_id, src.device)  # [B, T]
-    step, state, rows = _start(model, src, lengths)
+    step, state, rows = start(model, src, lengths)
     prev = torch.full((batch,), config.bos_id, dtype=torch.long, device=src.device)
-    record = _Recorder(batch, src.device)
+    record = Recorder(batch, src.device)
     for t in range(padded.size(1)):
-        logits, state, weights, scores = step(prev, state, rows.keys, rows.projected, rows.padding)
+        logits, state, weights, scores = step(prev, state, rows.memory)
         logprobs = torch.log_softmax(logits.float(), dim=-1)
         chosen = logprobs.gather(1, padded[:, t : t + 1]).squeeze(1)  # [B]
         extra = logprobs.topk(min(topk, logprobs.size(-1)), dim=-1) if topk else ()
         record.add(None, weights, scores, chosen, *extra)
         prev = padded[:, t]
-    weights = record.floats(0)  # [B, T, N]
+    weights = record.floats(0)  # [B, T, L, H, N]
     scores = record.floats(1)
     logprobs = record.floats(2)  # [B, T]
     topk_logprobs, topk_ids = (record.floats(3), record.ids(4)) if topk else (None, None)
-    return _one_each(
+    return one_each(
         targets, weights, scores, logprobs, topk_ids, topk_logprobs, lengths, length_penalty, rules
     )

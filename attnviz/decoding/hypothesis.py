@@ -13,8 +13,8 @@ from attnviz.decoding.rules import SearchRules, normalized_score
 @dataclass
 class Hypothesis:
     tokens: list[int]  # target ids, EOS included when emitted
-    weights: np.ndarray  # [T, S]
-    scores: np.ndarray  # [T, S] raw energies
+    weights: np.ndarray  # [T, L, H, S] cross-attention of every layer and head
+    scores: np.ndarray  # [T, L, H, S] raw energies
     token_logprobs: np.ndarray  # [T]
     score: float  # sum of log-probs / T ** length_penalty
     rank: int = 0
@@ -22,7 +22,7 @@ class Hypothesis:
     topk_logprobs: np.ndarray | None = None  # [T, K] their log-probabilities, best first
 
 
-def _one_each(
+def one_each(
     tokens: list[list[int]],
     weights: np.ndarray,
     scores: np.ndarray,
@@ -35,7 +35,7 @@ def _one_each(
 ) -> list[list[Hypothesis]]:
     """One hypothesis per sentence (greedy and forced decoding): sentence b's ``tokens[b]``
     with the first ``len(tokens[b])`` rows and ``lengths[b]`` source positions of
-    ``weights``/``scores [B, T, N]``, ``logprobs [B, T]`` and ``topk_* [B, T, K]``."""
+    ``weights``/``scores [B, T, L, H, N]``, ``logprobs [B, T]`` and ``topk_* [B, T, K]``."""
     results = []
     for b, length in enumerate(lengths.tolist()):
         size = len(tokens[b])
@@ -44,8 +44,8 @@ def _one_each(
             [
                 Hypothesis(
                     tokens=tokens[b],
-                    weights=weights[b, :size, :length],
-                    scores=scores[b, :size, :length],
+                    weights=weights[b, :size, ..., :length],
+                    scores=scores[b, :size, ..., :length],
                     token_logprobs=lp,
                     score=normalized_score(float(lp.sum()), size, length_penalty, rules),
                     topk_ids=None if topk_ids is None else topk_ids[b, :size],

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import torch
 
-from attnviz.decoding.batch import _start
-from attnviz.decoding.beam_record import _BeamRecord
+from attnviz.decoding.batch import start
+from attnviz.decoding.beam_record import BeamRecord
 from attnviz.decoding.hypothesis import Hypothesis
-from attnviz.decoding.rules import SearchRules, _restrict
-from attnviz.model import Seq2Seq
+from attnviz.decoding.rules import SearchRules, restrict
+from attnviz.families.base import Seq2SeqModel
 
 
-def _beam_decode_joeynmt(
-    model: Seq2Seq,
+def beam_decode_joeynmt(
+    model: Seq2SeqModel,
     src: torch.Tensor,
     lengths: torch.Tensor,
     k: int,
@@ -36,19 +36,17 @@ def _beam_decode_joeynmt(
     eos = config.eos_id
     batch = src.size(0)
     device = src.device
-    step_function, state, rows = _start(model, src, lengths, limits, beam_size=k)
+    step_function, state, rows = start(model, src, lengths, limits, beam_size=k)
     beam_logprobs = torch.zeros(batch, k, device=device)  # [b, K] cumulative
     beam_logprobs[:, 1:] = float("-inf")  # only the first slot is alive at the start
     marked = torch.zeros(batch, k, dtype=torch.bool, device=device)
     eos_count = torch.zeros(batch, k, dtype=torch.long, device=device)  # EOS in each history
     prev = torch.full((batch * k,), config.bos_id, dtype=torch.long, device=device)
-    record = _BeamRecord(k)
+    record = BeamRecord(k)
 
     for step in range(max(limits)):
         remaining = rows.sentences.size(0)
-        logits, state, weights, scores = step_function(
-            prev, state, rows.keys, rows.projected, rows.padding
-        )
+        logits, state, weights, scores = step_function(prev, state, rows.memory)
         logprobs = torch.log_softmax(logits.float(), dim=-1)  # [b*K, V]
         top, beam_logprobs = _best_extensions(
             logprobs, beam_logprobs, rules, step, eos, length_penalty
@@ -89,7 +87,7 @@ def _best_extensions(
     """
     remaining, k = beam_logprobs.shape
     vocab = logprobs.size(-1)
-    totals = _restrict(logprobs, rules, step, eos) + beam_logprobs.view(-1, 1)  # [b*K, V]
+    totals = restrict(logprobs, rules, step, eos) + beam_logprobs.view(-1, 1)  # [b*K, V]
     if length_penalty > 0:
         penalty = ((5.0 + (step + 1)) / 6.0) ** length_penalty
         top_scores, top_index = (totals / penalty).view(remaining, k * vocab).topk(k, dim=-1)

@@ -128,7 +128,7 @@ def normalized_score(
     return logprob_sum / max(length + rules.length_offset, 1) ** length_penalty
 
 
-def _normalized_scores(
+def normalized_scores(
     totals: np.ndarray, lengths: np.ndarray, length_penalty: float, rules: SearchRules
 ) -> np.ndarray:
     """:func:`normalized_score` of many hypotheses at once (float64)."""
@@ -142,7 +142,7 @@ def _normalized_scores(
     )
 
 
-def _length_limits(
+def length_limits(
     lengths: torch.Tensor,
     max_length: int | None,
     rules: SearchRules,
@@ -157,12 +157,12 @@ def _length_limits(
     return limits
 
 
-def _check_prefixes(prefixes: list[list[int]] | None, batch: int) -> None:
+def check_prefixes(prefixes: list[list[int]] | None, batch: int) -> None:
     if prefixes is not None and len(prefixes) != batch:
         raise ValueError(f"{len(prefixes)} prefixes for {batch} sentences")
 
 
-def _restrict(logprobs: torch.Tensor, rules: SearchRules, step: int, eos_id: int) -> torch.Tensor:
+def restrict(logprobs: torch.Tensor, rules: SearchRules, step: int, eos_id: int) -> torch.Tensor:
     """Log-probs [*, V] with the tokens the rules do not allow at ``step`` set to -inf."""
     banned = [i for i in rules.forbidden if i < logprobs.size(-1)]
     if step < rules.min_length:

@@ -108,3 +108,19 @@ class Family:
     config_from_dict: Callable[[dict[str, Any]], Any]
     build: Callable[[Any], Any]  # config -> Seq2SeqModel (a torch module, weights random)
     describe: Callable[[Any], list[tuple[str, str]]] | None = None  # config -> rows for `info`
+
+
+def pad_batch(
+    sequences: list[list[int]], pad_id: int, device: torch.device | str = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Id lists -> a padded ``[B, N]`` long tensor on ``device`` and their lengths ``[B]`` (CPU).
+
+    The one padding helper of training, decoding and forced decoding.
+    """
+    import torch
+
+    lengths = torch.tensor([len(ids) for ids in sequences], dtype=torch.long)  # [B]
+    padded = torch.full((len(sequences), max(int(lengths.max()), 1)), pad_id, dtype=torch.long)
+    for row, ids in enumerate(sequences):
+        padded[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+    return padded.to(device), lengths

@@ -446,7 +446,7 @@ def _model_config(
     specials: dict[str, Any],
     origin: _Origin,
 ) -> Any:
-    from attnviz.model import ModelConfig
+    from attnviz.families.rnn.model import RNNConfig
 
     enc, dec = _section(model, "encoder"), _section(model, "decoder")
     for side, section, default in (("encoder", enc, "recurrent"), ("decoder", dec, "transformer")):
@@ -503,7 +503,7 @@ def _model_config(
         "eos_id": specials["eos_id"],
     }
     try:
-        config = ModelConfig(**values)
+        config = RNNConfig(**values)
     except AttnvizError as err:
         raise CheckpointError(f"model: {err}") from err
     origin.note(

@@ -1,7 +1,7 @@
 """OpenNMT-py 3.x RNN checkpoints: a ``.pt`` holding ``model``, ``generator``, ``vocab``, ``opt``.
 
 Read with ``torch.load(weights_only=True)``, allowing exactly one class beyond plain data:
-``argparse.Namespace``, which holds the options. The options map onto :class:`ModelConfig`,
+``argparse.Namespace``, which holds the options. The options map onto :class:`RNNConfig`,
 the parameter names onto ours, and the vocabularies (plain token lists in 3.x) onto tokenizers.
 
 Supported: ``rnn``/``brnn`` encoders; LSTM or GRU; any number of layers (the same on both
@@ -24,7 +24,7 @@ OpenNMT-py's facts this module relies on (read from its 3.5.1 source):
   ``Linear([c; q])`` has a bias and no tanh; ``general``/``dot``: ``qᵀ W_in h`` / ``qᵀ h`` with
   a bias-free output layer followed by tanh;
 - the decoder starts from each encoder layer's final state, directions concatenated; with
-  ``bridge`` the states first go through ``relu(Linear)`` in groups (see ModelConfig);
+  ``bridge`` the states first go through ``relu(Linear)`` in groups (see RNNConfig);
 - the generator is ``Linear(dec_hid_size, vocab)``, log_softmax is applied by the translator;
 - ``onmt_translate`` defaults: at most ``min(250, int(1.25 N + 5))`` output tokens, scores are
   ``sum(log-probs) / (T + 1)``, a beam stops once its best candidate ends and ``n_best``
@@ -316,8 +316,8 @@ def _special_ids(path: Path, vocab: dict[str, list[str]]) -> dict[str, int]:
 
 
 def _config(path: Path, opt: dict[str, Any], vocab: dict[str, list[str]]):
-    """(ModelConfig, mapping lines)."""
-    from attnviz.model import ModelConfig
+    """(RNNConfig, mapping lines)."""
+    from attnviz.families.rnn.model import RNNConfig
 
     brnn = opt["encoder_type"] == "brnn"
     directions = 2 if brnn else 1
@@ -337,7 +337,7 @@ def _config(path: Path, opt: dict[str, Any], vocab: dict[str, list[str]]):
     dropout = float(dropout) if isinstance(dropout, int | float) and 0 <= dropout < 1 else 0.0
     decoder_init = "grouped_relu_bridge" if opt.get("bridge") else "encoder_final"
     try:
-        config = ModelConfig(
+        config = RNNConfig(
             src_vocab_size=len(vocab["src"]),
             tgt_vocab_size=len(vocab["tgt"]),
             embedding_size=embedding,

@@ -1,6 +1,6 @@
 """The decoder RNN's cells for inference, the first layer's input fed from a lookup table.
 
-:class:`_ExactCells` runs torch's fused cells (float64); :class:`_SigmoidCells` computes tanh
+:class:`ExactCells` runs torch's fused cells (float64); :class:`SigmoidCells` computes tanh
 as ``2 sigmoid(2x) - 1`` (below float64). Both take the previous tokens ``[B]`` and the
 decoder state and return the top layer's new hidden state ``[B, Q]`` with the new RNN state.
 """
@@ -12,7 +12,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from attnviz.model import DecoderState
+from attnviz.families.rnn.model import DecoderState
 
 
 def _layer_weights(rnn: torch.nn.RNNBase, layer: int) -> tuple[torch.Tensor, ...]:
@@ -22,7 +22,7 @@ def _layer_weights(rnn: torch.nn.RNNBase, layer: int) -> tuple[torch.Tensor, ...
     )
 
 
-class _ExactCells:
+class ExactCells:
     """The decoder RNN with torch's fused cells (exact tanh), layer 0 fed by the table."""
 
     def __init__(self, rnn: torch.nn.RNNBase, embedding: torch.Tensor, config) -> None:
@@ -60,7 +60,7 @@ class _ExactCells:
         return h, torch.stack(hiddens)
 
 
-class _SigmoidCells:
+class SigmoidCells:
     """The decoder RNN in plain operations, tanh(x) as 2 sigmoid(2x) - 1.
 
     LSTM: the gates are reordered to (i, f, o, g) with g's rows doubled, the input and

@@ -1,4 +1,4 @@
-"""RNN encoder-decoder with attention, built only from a typed :class:`ModelConfig`.
+"""RNN encoder-decoder with attention, built only from a typed :class:`RNNConfig`.
 
 Shapes: ``B`` batch, ``N`` source length, ``E`` embedding size, ``H`` encoder output size
 (hidden size x directions), ``Q`` decoder hidden size (the attention query).
@@ -16,8 +16,8 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from torch.overrides import TorchFunctionMode
 
-from attnviz.attention import SCORERS, build_attention
 from attnviz.errors import ConfigError
+from attnviz.families.rnn.attention import SCORERS, build_attention
 
 RNN_TYPES = ("gru", "lstm")
 CONCAT_ORDERS = ("context_first", "state_first")
@@ -77,7 +77,7 @@ def _check_type(name: str, value: Any, declared: Any) -> None:
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class RNNConfig:
     """Everything needed to rebuild the network; saved as a plain dict in checkpoints.
 
     ``attn_concat_order``, ``attn_out_bias``/``attn_out_tanh``, ``src_eos``,
@@ -215,18 +215,18 @@ class ModelConfig:
         return dataclasses.asdict(self)
 
     def expected_shapes(self) -> dict[str, tuple[int, ...]]:
-        """Name -> shape of every weight of :class:`Seq2Seq`, in its state-dict order.
+        """Name -> shape of every weight of :class:`RNNModel`, in its state-dict order.
 
         The network is built on the ``meta`` device with random initialisation skipped: no
         memory is allocated and nothing is computed, so a file can be checked against its
         config in milliseconds before anything real is built.
         """
         with torch.device("meta"), _SkipInit():
-            network = Seq2Seq(self)
+            network = RNNModel(self)
         return {name: tuple(tensor.shape) for name, tensor in network.state_dict().items()}
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> ModelConfig:
+    def from_dict(cls, values: dict[str, Any]) -> RNNConfig:
         """Rebuild from plain data; wrong keys, types or ranges are one ConfigError line."""
         if not isinstance(values, dict):
             raise ConfigError(f"config must be a dict, not {type(values).__name__}")
@@ -277,7 +277,7 @@ def _rnn(kind: str, input_size: int, hidden_size: int, layers: int, **kwargs: An
 class Encoder(nn.Module):
     """Embedding + (bi)directional GRU/LSTM; padding never reaches the RNN (packed)."""
 
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: RNNConfig) -> None:
         super().__init__()
         self.config = config
         self.embedding = nn.Embedding(
@@ -310,7 +310,7 @@ class Encoder(nn.Module):
 class Bridge(nn.Module):
     """Encoder's top-layer final state -> decoder's initial state (see ``decoder_init``)."""
 
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: RNNConfig) -> None:
         super().__init__()
         self.config = config
         mode = config.decoder_init
@@ -398,7 +398,7 @@ class DecoderState:
 class AttnDecoder(nn.Module):
     """One step: RNN, attention with the new state as query, tanh(W_c[context; state]), logits."""
 
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: RNNConfig) -> None:
         super().__init__()
         self.config = config
         q = config.decoder_hidden_size
@@ -452,10 +452,10 @@ class AttnDecoder(nn.Module):
         return logits, DecoderState(rnn_state, attentional), weights, scores
 
 
-class Seq2Seq(nn.Module):
+class RNNModel(nn.Module):
     """Encoder + bridge + attentive decoder."""
 
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: RNNConfig) -> None:
         super().__init__()
         self.config = config
         self.encoder = Encoder(config)
@@ -473,10 +473,22 @@ class Seq2Seq(nn.Module):
         state = self.decoder.initial_state(self.bridge(final), src.size(0), src.device)
         return keys, projected, mask, state
 
+    @property
+    def attention_shape(self) -> tuple[int, int]:
+        """(L, H): one attention layer with one head."""
+        return (1, 1)
+
+    def inference_step(self):
+        """The fast (or plain) inference step; see :mod:`attnviz.families.rnn.step`."""
+        from attnviz.families.rnn.step import step_function
+
+        return step_function(self)
+
     def forward(
         self, src: torch.Tensor, lengths: torch.Tensor, tgt_in: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Teacher forcing. tgt_in [B, T] starts with BOS -> logits [B, T, V], weights [B, T, N]."""
+        """Teacher forcing. tgt_in [B, T] starts with BOS -> logits [B, T, V], weights
+        [B, T, 1, 1, N] (one layer, one head)."""
         keys, projected, mask, state = self.encode(src, lengths)
         all_logits, all_weights = [], []
         for t in range(tgt_in.size(1)):
@@ -485,21 +497,8 @@ class Seq2Seq(nn.Module):
             )
             all_logits.append(logits)
             all_weights.append(weights)
-        return torch.stack(all_logits, dim=1), torch.stack(all_weights, dim=1)
+        weights = torch.stack(all_weights, dim=1)  # [B, T, N]
+        return torch.stack(all_logits, dim=1), weights[:, :, None, None]  # [B, T, 1, 1, N]
 
     def parameter_count(self) -> int:
         return sum(p.numel() for p in self.parameters())
-
-
-def pad_batch(
-    sequences: list[list[int]], pad_id: int, device: torch.device | str = "cpu"
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Id lists -> a padded ``[B, N]`` long tensor on ``device`` and their lengths ``[B]`` (CPU).
-
-    The one padding helper of training, decoding and forced decoding.
-    """
-    lengths = torch.tensor([len(ids) for ids in sequences], dtype=torch.long)  # [B]
-    padded = torch.full((len(sequences), max(int(lengths.max()), 1)), pad_id, dtype=torch.long)
-    for row, ids in enumerate(sequences):
-        padded[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-    return padded.to(device), lengths

@@ -1,6 +1,7 @@
-"""The decoder step the decoding loops run: :class:`_FastStep` (the same maths as
-:meth:`AttnDecoder.step` in fewer operations) where it covers the model, else
-:class:`_PlainStep`; :func:`_step_function` picks one and caches the fast step."""
+"""The RNN family's inference step (the protocol's :class:`~attnviz.families.base.Step`):
+:class:`FastStep` (the same maths as :meth:`AttnDecoder.step` in fewer operations) where it
+covers the model, else :class:`PlainStep`; :func:`step_function` picks one and caches the fast
+step. Both read the encoder through :class:`RNNMemory`."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ import dataclasses
 import torch
 import torch.nn.functional as F
 
-from attnviz.attention import AdditiveAttention, DotAttention, GeneralAttention
-from attnviz.decoding.cells import _ExactCells, _SigmoidCells
-from attnviz.model import DecoderState, ModelConfig, Seq2Seq
+from attnviz.families.rnn.attention import AdditiveAttention, DotAttention, GeneralAttention
+from attnviz.families.rnn.cells import ExactCells, SigmoidCells
+from attnviz.families.rnn.model import DecoderState, RNNConfig, RNNModel
 
-# The config fields whose every value _FastStep implements; a field added later falls back to
+# The config fields whose every value FastStep implements; a field added later falls back to
 # AttnDecoder.step unless it has its default value.
 _FAST_FIELDS = frozenset(
     {
@@ -46,9 +47,22 @@ _FAST_FIELDS = frozenset(
 )
 
 
-def _fast_step_applies(model: Seq2Seq) -> bool:
+class RNNMemory:
+    """The encoder as the step reads it: ``keys [G, N, H]``, the scorer's ``projected`` keys
+    ``[G, N, *]`` (in the form the step wants) and ``padding [G, N]`` (True at padding)."""
+
+    __slots__ = ("keys", "padding", "projected")
+
+    def __init__(self, keys: torch.Tensor, projected: torch.Tensor, padding: torch.Tensor) -> None:
+        self.keys, self.projected, self.padding = keys, projected, padding
+
+    def select(self, rows: torch.Tensor) -> RNNMemory:
+        return RNNMemory(self.keys[rows], self.projected[rows], self.padding[rows])
+
+
+def fast_step_applies(model: RNNModel) -> bool:
     config = model.config
-    for field in dataclasses.fields(ModelConfig):
+    for field in dataclasses.fields(RNNConfig):
         if field.name in _FAST_FIELDS:
             continue
         if field.default is dataclasses.MISSING or getattr(config, field.name) != field.default:
@@ -65,7 +79,7 @@ def _fast_step_applies(model: Seq2Seq) -> bool:
     )
 
 
-class _FastStep:
+class FastStep:
     """:meth:`AttnDecoder.step` for inference (no dropout), the same maths in fewer operations.
 
     The first RNN layer's input is ``[embedding(prev); attentional]``: its embedding half and
@@ -79,11 +93,12 @@ class _FastStep:
     additive scorer's ``v . tanh(a)`` is ``2 v . sigmoid(2a) - sum(v)``.
     """
 
-    def __init__(self, model: Seq2Seq) -> None:
+    def __init__(self, model: RNNModel) -> None:
         decoder = model.decoder
         config = model.config
+        self.model = model
         self.exact = decoder.embedding.weight.dtype == torch.float64
-        cells = _ExactCells if self.exact else _SigmoidCells
+        cells = ExactCells if self.exact else SigmoidCells
         self.cells = cells(decoder.rnn, decoder.embedding.weight, config)
         attention = decoder.attention
         self.attention = attention
@@ -108,17 +123,19 @@ class _FastStep:
     #: keys, projected keys and padding may be given once per group of K consecutive rows
     grouped = True
 
+    def start(self, src: torch.Tensor, lengths: torch.Tensor) -> tuple[RNNMemory, DecoderState]:
+        """Encode ``src [B, N]``: the memory and the decoder's first state, B rows each."""
+        keys, projected, mask, state = self.model.encode(src, lengths)
+        if self.additive is not None and not self.exact:
+            projected = projected * 2  # the 2 of 2 sigmoid(2x) - 1
+        return RNNMemory(keys, projected, ~mask), state
+
     def __call__(
-        self,
-        prev_tokens: torch.Tensor,
-        state: DecoderState,
-        keys: torch.Tensor,
-        projected_keys: torch.Tensor,
-        padding: torch.Tensor,
+        self, prev_tokens: torch.Tensor, state: DecoderState, memory: RNNMemory
     ) -> tuple[torch.Tensor, DecoderState, torch.Tensor, torch.Tensor]:
-        """prev_tokens [R]; keys [G, N, H], projected keys [G, N, *] and padding [G, N] (True
-        at padding) shared by K = R / G consecutive rows (the beams of a sentence) -> logits
-        [R, V], new state, weights [R, N], scores [R, N]."""
+        """prev_tokens [R]; the memory's rows shared by K = R / G consecutive rows (the beams
+        of a sentence) -> logits [R, V], new state, weights [R, 1, 1, N], scores [R, 1, 1, N]."""
+        keys, projected_keys, padding = memory.keys, memory.projected, memory.padding
         query, rnn_state = self.cells(prev_tokens, state)  # query [R, Q]: top layer's state
         rows, groups = query.size(0), keys.size(0)
         grouped = query.view(groups, rows // groups, -1)  # [G, K, Q]
@@ -134,7 +151,7 @@ class _FastStep:
         masked = scores.masked_fill(padding.unsqueeze(1), float("-inf"))
         weights = torch.softmax(masked, dim=-1)  # [G, K, N]
         context = torch.bmm(weights, keys).view(rows, -1)  # [G, K, N] @ [G, N, H] -> [R, H]
-        weights, scores = weights.view(rows, -1), scores.view(rows, -1)
+        weights, scores = weights.view(rows, 1, 1, -1), scores.view(rows, 1, 1, -1)
         parts = [context, query] if self.context_first else [query, context]
         attentional = F.linear(torch.cat(parts, dim=-1), *self.combine)  # [B, Q]
         if self.tanh:
@@ -146,40 +163,41 @@ class _FastStep:
         logits = F.linear(attentional, *self.output)  # [B, V]
         return logits, DecoderState(rnn_state, attentional), weights, scores
 
-    def prepare_keys(self, projected_keys: torch.Tensor) -> torch.Tensor:
-        """The scorer's projected keys (from Seq2Seq.encode) in the form __call__ wants."""
-        if self.additive is not None and not self.exact:
-            return projected_keys * 2
-        return projected_keys
 
-
-class _PlainStep:
-    """:meth:`AttnDecoder.step` behind the interface of :class:`_FastStep`, with one row of
+class PlainStep:
+    """:meth:`AttnDecoder.step` behind the interface of :class:`FastStep`, with one row of
     keys per decoder row."""
 
     grouped = False
 
-    def __init__(self, model: Seq2Seq) -> None:
-        self.decoder = model.decoder
+    def __init__(self, model: RNNModel) -> None:
+        self.model = model
 
-    def __call__(self, prev_tokens, state, keys, projected_keys, padding):
-        return self.decoder.step(prev_tokens, state, keys, projected_keys, ~padding)
+    def start(self, src: torch.Tensor, lengths: torch.Tensor) -> tuple[RNNMemory, DecoderState]:
+        keys, projected, mask, state = self.model.encode(src, lengths)
+        return RNNMemory(keys, projected, ~mask), state
 
-    def prepare_keys(self, projected_keys: torch.Tensor) -> torch.Tensor:
-        return projected_keys
+    def __call__(
+        self, prev_tokens: torch.Tensor, state: DecoderState, memory: RNNMemory
+    ) -> tuple[torch.Tensor, DecoderState, torch.Tensor, torch.Tensor]:
+        logits, state, weights, scores = self.model.decoder.step(
+            prev_tokens, state, memory.keys, memory.projected, ~memory.padding
+        )
+        rows = weights.size(0)
+        return logits, state, weights.view(rows, 1, 1, -1), scores.view(rows, 1, 1, -1)
 
 
-def _step_function(model: Seq2Seq) -> _FastStep | _PlainStep:
-    """The step used by the decoding loops: (prev, state, keys, projected, padding) -> ...
+def step_function(model: RNNModel) -> FastStep | PlainStep:
+    """The step used by the decoding loops: (prev, state, memory) -> logits, state, attention.
 
     The fast step is built once per set of weights (a table lookup replaces a matrix product)
     and rebuilt when a parameter changes (optimizer steps bump tensor versions).
     """
-    if not _fast_step_applies(model):
-        return _PlainStep(model)
+    if not fast_step_applies(model):
+        return PlainStep(model)
     key = tuple((p.data_ptr(), p._version, p.dtype) for p in model.decoder.parameters())
     cached = getattr(model.decoder, "_attnviz_fast_step", None)
     if cached is None or cached[0] != key:
-        cached = (key, _FastStep(model))
+        cached = (key, FastStep(model))
         model.decoder._attnviz_fast_step = cached
     return cached[1]
