@@ -44,7 +44,7 @@ def toy_path(tmp_path, spm_models, toy_registered):
 
 
 def test_unknown_family_names_the_known_ones():
-    with pytest.raises(ConfigError, match=r"unknown model family 'cnn'; known: rnn"):
+    with pytest.raises(ConfigError, match=r"unknown model family 'cnn'; known: rnn, transformer"):
         families.get_family("cnn")
     with pytest.raises(ConfigError, match="unknown model family int"):
         families.get_family(3)

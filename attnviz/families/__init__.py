@@ -14,6 +14,7 @@ from attnviz.families.base import Family
 #: family name (as stored in checkpoints) -> module exposing FAMILY
 FAMILIES = {
     "rnn": "attnviz.families.rnn",
+    "transformer": "attnviz.families.transformer",
 }
 
 
