@@ -80,12 +80,13 @@ def test_the_rnn_step_gives_one_layer_and_one_head(translator):
     model = translator.model
     assert model.attention_shape == (1, 1)
     src, lengths = pad_batch([[5, 6, 7, 3], [8, 3]], 0)
-    step = model.inference_step()
-    memory, state = step.start(src, lengths)
-    _, state, weights, scores = step(torch.tensor([2, 2]), state, memory)
+    with torch.inference_mode():  # as the decoding loops run it (the step is cached there)
+        step = model.inference_step()
+        memory, state = step.start(src, lengths)
+        _, state, weights, scores = step(torch.tensor([2, 2]), state, memory)
+        _, teacher = model(src, lengths, torch.tensor([[2], [2]]))
     assert weights.shape == scores.shape == (2, 1, 1, 4)
     assert torch.all(weights[1, 0, 0, 2:] == 0)
-    _, teacher = model(src, lengths, torch.tensor([[2], [2]]))
     assert teacher.shape == (2, 1, 1, 1, 4)
     torch.testing.assert_close(teacher[:, 0], weights, rtol=0, atol=1e-6)
 
