@@ -20,10 +20,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.overrides import TorchFunctionMode
 
 from attnviz.errors import ConfigError, InputError
 from attnviz.families.base import Family
+from attnviz.families.config import check_field_types, config_from_dict, meta_shapes
 
 POSITIONS = ("sinusoidal", "learned", "relative", "none")
 SINUSOID_LAYOUTS = ("interleaved", "concat", "marian")
@@ -66,27 +66,6 @@ _CHOICES = {
     "sinusoid_layout": SINUSOID_LAYOUTS,
     "activation": ACTIVATIONS,
 }
-_TYPE_NAMES = {"int": "a whole number", "bool": "true or false", "float": "a number", "str": "text"}
-
-
-def _check_type(name: str, value: Any, declared: Any) -> None:
-    """Config values come from files: check each against its declared type (the annotation's
-    text: ``int``, ``bool``, ``float`` or ``str``) before use."""
-    kind = str(getattr(declared, "__name__", declared)).strip()
-    if kind not in _TYPE_NAMES:
-        return
-    if kind == "bool":
-        ok = isinstance(value, bool)
-    elif kind == "int":
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif kind == "float":
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        ok = ok and math.isfinite(value)
-    else:
-        ok = isinstance(value, str)
-    if not ok:
-        shown = repr(value) if isinstance(value, int | float | str | bool) else type(value).__name__
-        raise ConfigError(f"{name} must be {_TYPE_NAMES[kind]}, not {shown[:60]}")
 
 
 @dataclass(frozen=True)
@@ -162,8 +141,7 @@ class TransformerConfig:
     eos_id: int = 3
 
     def __post_init__(self) -> None:
-        for item in dataclasses.fields(self):
-            _check_type(item.name, getattr(self, item.name), item.type)
+        check_field_types(self)
         for name, valid in _CHOICES.items():
             value = getattr(self, name)
             if value not in valid:
@@ -273,56 +251,15 @@ class TransformerConfig:
         return dataclasses.asdict(self)
 
     def expected_shapes(self) -> dict[str, tuple[int, ...]]:
-        """Name -> shape of every weight of :class:`TransformerModel`, in state-dict order.
-
-        Built on the ``meta`` device with random initialisation skipped: nothing is allocated
-        or computed. Tied weights appear under each of their names, as in ``state_dict()``.
-        """
-        with torch.device("meta"), _SkipInit():
-            network = TransformerModel(self)
-        return {name: tuple(tensor.shape) for name, tensor in network.state_dict().items()}
+        """Name -> shape of every weight of :class:`TransformerModel`, in state-dict order,
+        nothing allocated (see :func:`attnviz.families.config.meta_shapes`). Tied weights
+        appear under each of their names, as in ``state_dict()``."""
+        return meta_shapes(lambda: TransformerModel(self))
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TransformerConfig:
         """Rebuild from plain data; wrong keys, types or ranges are one ConfigError line."""
-        if not isinstance(values, dict):
-            raise ConfigError(f"config must be a dict, not {type(values).__name__}")
-        bad_keys = [key for key in values if not isinstance(key, str)]
-        if bad_keys:
-            raise ConfigError(
-                f"config keys must be text; found {type(bad_keys[0]).__name__} {bad_keys[0]!r:.40}"
-            )
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise ConfigError(f"unknown config fields: {', '.join(repr(u) for u in unknown[:5])}")
-        try:
-            return cls(**values)
-        except TypeError as err:
-            raise ConfigError(f"incomplete config: {err}") from err
-
-
-class _SkipInit(TorchFunctionMode):
-    """Random initialisers become no-ops (on ``meta`` they would only cost time)."""
-
-    _SKIPPED = frozenset(
-        {
-            "normal_",
-            "uniform_",
-            "kaiming_uniform_",
-            "kaiming_normal_",
-            "xavier_uniform_",
-            "xavier_normal_",
-            "orthogonal_",
-            "trunc_normal_",
-        }
-    )
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        if getattr(func, "__name__", "") in self._SKIPPED:
-            return args[0] if args else kwargs.get("tensor")
-        return func(*args, **kwargs)
+        return config_from_dict(cls, values)
 
 
 def sinusoid_table(rows: int, width: int, layout: str) -> torch.Tensor:

@@ -7,16 +7,15 @@ Shapes: ``B`` batch, ``N`` source length, ``E`` embedding size, ``H`` encoder ou
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
-from torch.overrides import TorchFunctionMode
 
 from attnviz.errors import ConfigError
+from attnviz.families.config import check_field_types, config_from_dict, meta_shapes
 from attnviz.families.rnn.attention import SCORERS, build_attention
 
 RNN_TYPES = ("gru", "lstm")
@@ -46,34 +45,6 @@ _LIMITS = {
     "encoder_layers": MAX_LAYERS,
     "decoder_layers": MAX_LAYERS,
 }
-_TYPE_NAMES = {"int": "a whole number", "bool": "true or false", "float": "a number", "str": "text"}
-
-
-def _check_type(name: str, value: Any, declared: Any) -> None:
-    """Config values come from files: check each against its declared type before use.
-
-    Declared types are the annotations' text (``int``, ``bool``, ``float``, ``str``, and any of
-    them ``| None``); a type not among those is left to the checks that follow.
-    """
-    parts = [part.strip() for part in str(getattr(declared, "__name__", declared)).split("|")]
-    if "None" in parts and value is None:
-        return
-    kinds = [part for part in parts if part in _TYPE_NAMES]
-    if len(kinds) != 1:
-        return
-    kind = kinds[0]
-    if kind == "bool":
-        ok = isinstance(value, bool)
-    elif kind == "int":
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif kind == "float":
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        ok = ok and math.isfinite(value)
-    else:
-        ok = isinstance(value, str)
-    if not ok:
-        shown = repr(value) if isinstance(value, int | float | str | bool) else type(value).__name__
-        raise ConfigError(f"{name} must be {_TYPE_NAMES[kind]}, not {shown[:60]}")
 
 
 @dataclass(frozen=True)
@@ -136,8 +107,7 @@ class RNNConfig:
     eos_id: int = 3
 
     def __post_init__(self) -> None:
-        for item in dataclasses.fields(self):
-            _check_type(item.name, getattr(self, item.name), item.type)
+        check_field_types(self)
         if self.attention not in SCORERS:
             raise ConfigError(f"unknown attention {self.attention!r}; valid: {', '.join(SCORERS)}")
         if self.rnn not in RNN_TYPES:
@@ -215,58 +185,14 @@ class RNNConfig:
         return dataclasses.asdict(self)
 
     def expected_shapes(self) -> dict[str, tuple[int, ...]]:
-        """Name -> shape of every weight of :class:`RNNModel`, in its state-dict order.
-
-        The network is built on the ``meta`` device with random initialisation skipped: no
-        memory is allocated and nothing is computed, so a file can be checked against its
-        config in milliseconds before anything real is built.
-        """
-        with torch.device("meta"), _SkipInit():
-            network = RNNModel(self)
-        return {name: tuple(tensor.shape) for name, tensor in network.state_dict().items()}
+        """Name -> shape of every weight of :class:`RNNModel`, in its state-dict order (see
+        :func:`attnviz.families.config.meta_shapes`: nothing is allocated)."""
+        return meta_shapes(lambda: RNNModel(self))
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RNNConfig:
         """Rebuild from plain data; wrong keys, types or ranges are one ConfigError line."""
-        if not isinstance(values, dict):
-            raise ConfigError(f"config must be a dict, not {type(values).__name__}")
-        bad_keys = [key for key in values if not isinstance(key, str)]
-        if bad_keys:
-            raise ConfigError(
-                f"config keys must be text; found {type(bad_keys[0]).__name__} {bad_keys[0]!r:.40}"
-            )
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise ConfigError(f"unknown config fields: {', '.join(repr(u) for u in unknown[:5])}")
-        try:
-            return cls(**values)
-        except TypeError as err:
-            raise ConfigError(f"incomplete config: {err}") from err
-
-
-class _SkipInit(TorchFunctionMode):
-    """Random initialisers become no-ops (on ``meta`` they would only cost time: the first
-    ``normal_`` there loads torch's compiler stack)."""
-
-    _SKIPPED = frozenset(
-        {
-            "normal_",
-            "uniform_",
-            "kaiming_uniform_",
-            "kaiming_normal_",
-            "xavier_uniform_",
-            "xavier_normal_",
-            "orthogonal_",
-            "trunc_normal_",
-        }
-    )
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        if getattr(func, "__name__", "") in self._SKIPPED:
-            return args[0] if args else kwargs.get("tensor")
-        return func(*args, **kwargs)
+        return config_from_dict(cls, values)
 
 
 def _rnn(kind: str, input_size: int, hidden_size: int, layers: int, **kwargs: Any) -> nn.RNNBase:
